@@ -1,0 +1,3 @@
+"""cwa2mqtt: Communicator Web Access presence to MQTT."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,229 @@
+"""The presence domain: statuses, the availability table, and the `Presence` value.
+
+Pure: no I/O, no clocks (callers pass ``now``). The normalisation follows cwa-protocol.md §6.5
+and the presence JSON of interface.md §4. Both the bridge and the simulator use it, so a table
+fix lands on both sides at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """The seven normalised statuses of interface.md §4."""
+
+    AVAILABLE = "available"
+    BUSY = "busy"
+    DO_NOT_DISTURB = "do_not_disturb"
+    BE_RIGHT_BACK = "be_right_back"
+    AWAY = "away"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"
+
+
+ALL_STATUSES: tuple[Status, ...] = tuple(Status)
+SETTABLE_STATUSES: tuple[Status, ...] = (
+    Status.AVAILABLE,
+    Status.BUSY,
+    Status.DO_NOT_DISTURB,
+    Status.BE_RIGHT_BACK,
+    Status.AWAY,
+    Status.OFFLINE,
+)
+
+# The representative availability CWA expects for a manual user state (cwa-protocol.md §3.3, §6.3).
+REPRESENTATIVE_AVAILABILITY: dict[Status, int] = {
+    Status.AVAILABLE: 3500,
+    Status.BUSY: 6500,
+    Status.DO_NOT_DISTURB: 9500,
+    Status.BE_RIGHT_BACK: 12500,
+    Status.AWAY: 15500,
+    Status.OFFLINE: 18500,
+}
+
+# Lower bounds of the bands of cwa-protocol.md §6.5, highest first: (lower bound, status, idle).
+_BANDS: tuple[tuple[int, Status, bool], ...] = (
+    (18000, Status.OFFLINE, False),
+    (15000, Status.AWAY, False),
+    (12000, Status.BE_RIGHT_BACK, False),
+    (9000, Status.DO_NOT_DISTURB, False),
+    (7500, Status.BUSY, True),
+    (6000, Status.BUSY, False),
+    (4500, Status.AVAILABLE, True),
+    (3000, Status.AVAILABLE, False),
+)
+
+OOF_ACTIVITY = "out_of_office"
+
+
+def status_for(availability: int | None) -> tuple[Status, bool]:
+    """Map a CWA availability number to ``(status, idle)``.
+
+    ``None`` (no state ever received) is ``unknown``. ``0`` and the unassigned 1–2999 are
+    offline: a real server shows ``0`` with token ``Offline`` for a signed-out user, and SIPE
+    treats everything below 3000 as offline (cwa-protocol.md §6.3, §8.14, §8.31).
+    """
+    if availability is None:
+        return Status.UNKNOWN, False
+    for lower, status, idle in _BANDS:
+        if availability >= lower:
+            return status, idle
+    return Status.OFFLINE, False
+
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalize_activity(token: str | None) -> str | None:
+    """``in-a-meeting``, ``InAMeeting`` and ``IN-A-MEETING`` all become ``in_a_meeting``.
+
+    Tokens are compared case-insensitively (cwa-protocol.md §6.4); anything that is not a
+    letter or digit separates words. Blank gives ``None``.
+    """
+    if token is None:
+        return None
+    words = _CAMEL_BOUNDARY.sub("_", token.strip()).lower()
+    snake = _NON_WORD.sub("_", words).strip("_")
+    return snake or None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One ``note/body`` as CWA sends it: ``kind`` is the body's ``type`` (``personal`` or ``OOF``)."""
+
+    kind: str
+    text: str
+
+    @property
+    def is_oof(self) -> bool:
+        return self.kind.strip().lower() == "oof"
+
+
+def select_note(notes: Iterable[Note]) -> tuple[str | None, str | None]:
+    """Pick the note to show and its ``note_type`` (``personal`` wins over OOF, §6.6).
+
+    A body without text means "no note". Unknown body types count as personal: a person typed them.
+    """
+    personal: str | None = None
+    oof: str | None = None
+    for note in notes:
+        if not note.text.strip():
+            continue
+        if note.is_oof:
+            oof = oof if oof is not None else note.text
+        elif personal is None:
+            personal = note.text
+    if personal is not None:
+        return personal, "personal"
+    if oof is not None:
+        return oof, "out_of_office"
+    return None, None
+
+
+# The fields whose change moves `last_change` (interface.md §4: "status/activity/note").
+CHANGE_FIELDS: tuple[str, ...] = ("status", "activity", "note")
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Every key of the presence JSON of interface.md §4."""
+
+    uri: str
+    name: str | None
+    status: Status
+    idle: bool
+    activity: str | None
+    availability: int | None
+    note: str | None
+    note_type: str | None
+    out_of_office: bool
+    last_change: datetime | None
+
+    @classmethod
+    def unknown(cls, uri: str, name: str | None = None) -> Presence:
+        """The presence of a user the bridge has heard nothing about yet."""
+        return cls(
+            uri=uri,
+            name=name,
+            status=Status.UNKNOWN,
+            idle=False,
+            activity=None,
+            availability=None,
+            note=None,
+            note_type=None,
+            out_of_office=False,
+            last_change=None,
+        )
+
+    @classmethod
+    def observe(
+        cls,
+        uri: str,
+        name: str | None,
+        availability: int | None,
+        activity: str | None,
+        notes: Iterable[Note] = (),
+        oof_notes: bool = False,
+    ) -> Presence:
+        """Normalise raw CWA values into a `Presence` without `last_change` (see `advance`).
+
+        ``oof_notes`` lets a caller flag out-of-office from elsewhere (e.g. a calendar OOF).
+        """
+        status, idle = status_for(availability)
+        token = normalize_activity(activity)
+        note_list = list(notes)
+        note, note_type = select_note(note_list)
+        out_of_office = oof_notes or token == OOF_ACTIVITY or any(n.is_oof and n.text.strip() for n in note_list)
+        return cls(
+            uri=uri,
+            name=name,
+            status=status,
+            idle=idle,
+            activity=token,
+            availability=availability,
+            note=note,
+            note_type=note_type,
+            out_of_office=out_of_office,
+            last_change=None,
+        )
+
+    def differs_from(self, other: Presence | None) -> bool:
+        """True when a field that counts for `last_change` differs (`CHANGE_FIELDS`)."""
+        if other is None:
+            return True
+        return any(getattr(self, f) != getattr(other, f) for f in CHANGE_FIELDS)
+
+    def advance(self, previous: Presence | None, now: datetime) -> Presence:
+        """Carry `last_change` over from ``previous`` unless a change field moved (then ``now``)."""
+        if previous is not None and not self.differs_from(previous) and previous.last_change is not None:
+            return replace(self, last_change=previous.last_change)
+        return replace(self, last_change=now.astimezone(UTC).replace(microsecond=0))
+
+    def with_name(self, name: str | None) -> Presence:
+        return self if name == self.name else replace(self, name=name)
+
+
+def format_timestamp(moment: datetime | None) -> str | None:
+    """``2026-11-22T09:14:03Z`` (UTC, whole seconds), the `last_change` format."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(text: object) -> datetime | None:
+    """Inverse of `format_timestamp`; anything unreadable is ``None`` (retained data may be foreign)."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
