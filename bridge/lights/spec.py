@@ -1,0 +1,194 @@
+"""What a status light is: the light model's own frozen inputs (interface.md §8).
+
+The light package does not import `bridge.config`; a converter turns the `lights:` YAML model into
+these values. Construction validates and normalises (colours upper-case, activity keys snake_case),
+so the model can trust every `LightSpec` it gets.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+from bridge.presence import Status, normalize_activity
+
+if TYPE_CHECKING:  # read-only use of the config model; the light package never needs pydantic
+    from bridge.config import LightConfig, ScheduleConfig
+
+Preset = Literal["wled", "tasmota", "esphome", "raw"]
+PRESETS: tuple[Preset, ...] = ("wled", "tasmota", "esphome", "raw")
+
+# interface.md §8: offline and unknown have no colour, the light is off for them.
+DEFAULT_PALETTE: Mapping[Status, str] = MappingProxyType(
+    {
+        Status.AVAILABLE: "#00C853",
+        Status.BUSY: "#D50000",
+        Status.DO_NOT_DISTURB: "#8E24AA",
+        Status.BE_RIGHT_BACK: "#FFAB00",
+        Status.AWAY: "#FFAB00",
+    }
+)
+OFF_STATUSES: frozenset[Status] = frozenset({Status.OFFLINE, Status.UNKNOWN})
+
+# Earlier = busier (interface.md §8 `priority`).
+DEFAULT_PRIORITY: tuple[Status, ...] = (
+    Status.DO_NOT_DISTURB,
+    Status.BUSY,
+    Status.BE_RIGHT_BACK,
+    Status.AWAY,
+    Status.AVAILABLE,
+    Status.OFFLINE,
+    Status.UNKNOWN,
+)
+
+_COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
+_NAME = re.compile(r"[a-z0-9_-]+")
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def normalize_color(value: str) -> str:
+    """``#rrggbb`` → ``#RRGGBB``; anything else is a `ValueError` naming the value."""
+    if not isinstance(value, str) or not _COLOR.fullmatch(value.strip()):
+        raise ValueError(f"colour must be #RRGGBB, got {value!r}")
+    return value.strip().upper()
+
+
+def _day(token: str, raw: str) -> int:
+    word = token.strip().lower()
+    for number, full in enumerate(_DAY_NAMES):
+        if word in (full[:3], full):
+            return number
+    raise ValueError(f"unknown day {raw.strip()!r}: use mon..sun, a range like mon-fri, or daily")
+
+
+def parse_days(spec: str | Iterable[str]) -> frozenset[int]:
+    """``mon-fri``, ``mon-sun``, ``daily``, ``sat,sun`` (or a list of those) → weekday numbers (0 = Mon).
+
+    A range may wrap the week (``fri-mon``). Day names are ``mon`` or ``monday``, any case.
+    """
+    parts = spec.split(",") if isinstance(spec, str) else [p for item in spec for p in str(item).split(",")]
+    days: set[int] = set()
+    for raw in parts:
+        if raw.strip().lower() == "daily":
+            days.update(range(7))
+            continue
+        first, sep, last = raw.partition("-")
+        day = _day(first, raw)
+        end = _day(last, raw) if sep else day
+        days.add(day)
+        while day != end:
+            day = (day + 1) % 7
+            days.add(day)
+    if not days:
+        raise ValueError("schedule days must name at least one day")
+    return frozenset(days)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """When a light may be on: on ``days`` from ``start`` (inclusive) to ``end`` (exclusive).
+
+    ``end <= start`` means the window crosses midnight; the part after midnight belongs to the day
+    the window started on (``days: fri``, 22:00-06:00 covers Friday night into Saturday morning,
+    not the early hours of Friday). ``start == end`` is a whole day. ``tz`` None = the machine's
+    local time. Times are local wall-clock times, so 08:00-18:00 stays 08:00-18:00 across DST.
+    """
+
+    days: frozenset[int]
+    start: datetime.time
+    end: datetime.time
+    tz: datetime.tzinfo | None = None
+
+    def __post_init__(self) -> None:
+        days = frozenset(self.days)
+        if not days or not days <= frozenset(range(7)):
+            raise ValueError(
+                f"schedule days must be a non-empty subset of 0..6 (Mon..Sun), got {sorted(days)}"
+            )
+        object.__setattr__(self, "days", days)
+        # A tz-aware time would make the wall-clock arithmetic ambiguous; the zone is `tz`.
+        object.__setattr__(self, "start", self.start.replace(tzinfo=None, fold=0))
+        object.__setattr__(self, "end", self.end.replace(tzinfo=None, fold=0))
+
+    @classmethod
+    def from_config(cls, cfg: ScheduleConfig) -> ScheduleSpec:
+        """From ``lights[].schedule`` of `bridge.config` (already validated there)."""
+        return cls(days=frozenset(cfg.days), start=cfg.start, end=cfg.end, tz=cfg.timezone)
+
+
+@dataclass(frozen=True)
+class LightSpec:
+    """One entry of the ``lights:`` list (interface.md §8), validated."""
+
+    name: str
+    watch: tuple[str, ...]
+    preset: Preset
+    device: str | None = None
+    topic: str | None = None
+    payload: str | None = None
+    off_topic: str | None = None
+    off_payload: str | None = None
+    colors: Mapping[Status, str] = field(default_factory=dict)
+    activity_colors: Mapping[str, str] = field(default_factory=dict)
+    schedule: ScheduleSpec | None = None
+    retain: bool = False
+
+    def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"light name must match [a-z0-9_-]+, got {self.name!r}")
+        watch = tuple(self.watch)
+        if not watch:
+            raise ValueError(f"light {self.name}: watch must list at least one id")
+        object.__setattr__(self, "watch", watch)
+        if self.preset not in PRESETS:
+            raise ValueError(
+                f"light {self.name}: preset must be one of {', '.join(PRESETS)}, got {self.preset!r}"
+            )
+        if self.preset == "raw":
+            if not self.topic or self.payload is None:
+                raise ValueError(f"light {self.name}: preset raw needs topic and payload")
+        elif not self.device:
+            raise ValueError(f"light {self.name}: preset {self.preset} needs device")
+        for topic in (self.device, self.topic, self.off_topic):
+            if topic is not None and any(c in topic for c in "#+\0"):
+                raise ValueError(f"light {self.name}: {topic!r} must not contain MQTT wildcards")
+        colors = {Status(key): normalize_color(value) for key, value in self.colors.items()}
+        activity_colors: dict[str, str] = {}
+        for key, value in self.activity_colors.items():
+            token = normalize_activity(key)
+            if token is None:
+                raise ValueError(f"light {self.name}: empty activity name in activity_colors")
+            activity_colors[token] = normalize_color(value)
+        object.__setattr__(self, "colors", MappingProxyType(colors))
+        object.__setattr__(self, "activity_colors", MappingProxyType(activity_colors))
+
+    @classmethod
+    def from_config(cls, cfg: LightConfig) -> LightSpec:
+        """From one ``lights[]`` entry of `bridge.config` (already validated there)."""
+        return cls(
+            name=cfg.name,
+            watch=tuple(cfg.watch),
+            preset=cfg.preset,
+            device=cfg.device,
+            topic=cfg.topic,
+            payload=cfg.payload,
+            off_topic=cfg.off_topic,
+            off_payload=cfg.off_payload,
+            colors=dict(cfg.colors),
+            activity_colors=dict(cfg.activity_colors),
+            schedule=None if cfg.schedule is None else ScheduleSpec.from_config(cfg.schedule),
+            retain=cfg.retain,
+        )
+
+    def palette(self) -> Mapping[Status, str]:
+        """The default palette with this light's overrides.
+
+        Overrides for offline/unknown are ignored: §8 makes those statuses switch the light off.
+        """
+        merged = dict(DEFAULT_PALETTE)
+        merged.update({s: c for s, c in self.colors.items() if s not in OFF_STATUSES})
+        return merged
