@@ -1,0 +1,222 @@
+"""The ``cwa2mqtt`` command line (interface.md §2).
+
+Exit codes: 0 ok, 1 unexpected error (or unhealthy), 2 usage error, 77 credentials rejected
+(from ``bridge.app.run``), 78 bad configuration. No command prints a traceback: an unexpected
+exception becomes one log line naming its type (never its message, which might hold a secret).
+The heavy parts (``bridge.app``, ``bridge.demo``, ``bridge.simulator``) are imported only by the
+command that needs them, so ``check-config`` and ``health`` start fast and work on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from bridge import __version__
+from bridge.errors import ConfigError
+
+log = logging.getLogger("bridge.cli")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 77
+EXIT_CONFIG = 78
+DEFAULT_HEALTH_URL = "http://127.0.0.1:8099"
+HEALTH_TIMEOUT_S = 5.0
+
+
+def _listen(text: str) -> str:
+    """argparse type for HOST:PORT: checked here, passed on as given."""
+    from bridge.config import parse_listen  # noqa: PLC0415  # keep `--version` free of pydantic
+
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="cwa2mqtt",
+        description="Bridge Communicator Web Access (OCS 2007) presence to MQTT and Home Assistant.",
+        epilog="Try it without any server: cwa2mqtt demo",
+        formatter_class=fmt,
+    )
+    parser.add_argument("--version", action="version", version=f"cwa2mqtt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    config_help = "config file (default: $CWA2MQTT_CONFIG, ./config.yaml, /etc/cwa2mqtt/config.yaml)"
+
+    run = sub.add_parser(
+        "run",
+        help="run the bridge",
+        description="Run the bridge until SIGTERM/SIGINT.\n\n"
+        "Exit codes: 0 clean stop, 77 credentials rejected by CWA, 78 bad config, 1 unexpected error.\n\n"
+        "example:\n  cwa2mqtt run -c /etc/cwa2mqtt/config.yaml",
+        formatter_class=fmt,
+    )
+    run.add_argument("-c", "--config", metavar="FILE", help=config_help)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate the configuration and print it with secrets redacted",
+        description="Validate the configuration (file and CWA2MQTT_* environment) and print the effective\n"
+        "config with every secret redacted. Exit 0 when valid, 78 with every problem listed otherwise.\n\n"
+        "example:\n  CWA2MQTT_CWA__PASSWORD=... cwa2mqtt check-config -c config.yaml",
+        formatter_class=fmt,
+    )
+    check.add_argument("-c", "--config", metavar="FILE", help=config_help)
+
+    demo = sub.add_parser(
+        "demo",
+        help="try the bridge against a built-in CWA simulator and MQTT broker",
+        description="Start the built-in CWA simulator (demo users whose presence changes every few\n"
+        "seconds), an embedded MQTT broker (or use --mqtt-url) and the bridge, and show a live view.\n"
+        "No config file needed.\n\n"
+        "examples:\n  cwa2mqtt demo\n"
+        "  cwa2mqtt demo --mqtt-url mqtt://localhost:1883 --http-listen 127.0.0.1:8099",
+        formatter_class=fmt,
+    )
+    demo.add_argument("--mqtt-url", metavar="URL", help="use this broker instead of the embedded one")
+    demo.add_argument(
+        "--http-listen", metavar="HOST:PORT", type=_listen, help="serve the presence board here"
+    )
+    demo.add_argument("--no-live", action="store_true", help="do not draw the live view (log instead)")
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="run the CWA simulator alone",
+        description="Serve a simulated CWA server, for trying clients and for tests. Without --users it\n"
+        "serves the demo scenario and prints the demo account's credentials.\n\n"
+        "example:\n  cwa2mqtt simulate --listen 127.0.0.1:8080 --users users.yaml",
+        formatter_class=fmt,
+    )
+    simulate.add_argument("--listen", metavar="HOST:PORT", type=_listen, help="address of the CWA endpoint")
+    simulate.add_argument(
+        "--users", metavar="FILE", help="YAML list of users (uri, username, password, name, ...)"
+    )
+    simulate.add_argument("--control", metavar="HOST:PORT", type=_listen, help="address of the control API")
+
+    health = sub.add_parser(
+        "health",
+        help="probe a running bridge's health endpoint",
+        description="GET <url>/healthz of a running bridge. Exit 0 when healthy (HTTP 200), 1 otherwise,\n"
+        "with a one-line reason. Meant for Docker HEALTHCHECK.\n\n"
+        f"example:\n  cwa2mqtt health --url {DEFAULT_HEALTH_URL}",
+        formatter_class=fmt,
+    )
+    health.add_argument(
+        "--url", default=DEFAULT_HEALTH_URL, help=f"bridge base URL (default {DEFAULT_HEALTH_URL})"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``cwa2mqtt`` and ``python -m bridge``; returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors: argparse has printed already
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": _cmd_run,
+        "check-config": _cmd_check_config,
+        "demo": _cmd_demo,
+        "simulate": _cmd_simulate,
+        "health": _cmd_health,
+    }
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return EXIT_OK  # Ctrl-C is the normal way to stop an interactive command
+    except Exception as exc:
+        _ensure_logging()
+        # Not log.exception: the message may carry a secret; the traceback is for debug only.
+        log.error("cli.crashed command=%s error=%s", args.command, type(exc).__name__)  # noqa: TRY400
+        log.debug("cli.crashed.traceback", exc_info=True)
+        return EXIT_FAILURE
+
+
+def _ensure_logging() -> None:
+    """Commands other than ``run`` log warnings and errors as text to stderr."""
+    from bridge.logs import _BridgeHandler, setup_logging  # noqa: PLC0415
+
+    if not any(isinstance(h, _BridgeHandler) for h in logging.getLogger().handlers):
+        setup_logging("warning", "text")
+
+
+def _print_problems(error: ConfigError) -> None:
+    count = len(error.problems)
+    print(f"cwa2mqtt: invalid configuration ({count} problem{'s' if count != 1 else ''}):", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from bridge.config import load_settings  # noqa: PLC0415
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    for warning in settings.config_warnings():
+        print(f"cwa2mqtt: warning: {warning}", file=sys.stderr)
+    sys.stdout.write(settings.redacted_yaml())
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bridge.config import load_settings  # noqa: PLC0415
+    from bridge.logs import register_secret, setup_logging  # noqa: PLC0415
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    register_secret(settings.cwa.password.get_secret_value())
+    if settings.mqtt.password is not None:
+        register_secret(settings.mqtt.password.get_secret_value())
+    setup_logging(settings.log.level, settings.log.format)
+    for warning in settings.config_warnings():
+        log.warning("config.warning %s", warning)
+    app = importlib.import_module("bridge.app")  # heavy: loaded only when the bridge really runs
+    return int(app.run(settings))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    _ensure_logging()
+    demo = importlib.import_module("bridge.demo")  # the lead's module, loaded only for this command
+    return int(demo.main(args))
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    _ensure_logging()
+    simulator = importlib.import_module("bridge.simulator")
+    return int(simulator.cli_main(args.listen, args.users, args.control))
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    import httpx  # noqa: PLC0415
+
+    url = args.url.rstrip("/") + "/healthz"
+    try:
+        response = httpx.get(url, timeout=HEALTH_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        print(f"unhealthy: {url} unreachable ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_FAILURE
+    body = " ".join(response.text.split())[:200]
+    if response.status_code == 200:
+        print(f"healthy: {body}")
+        return EXIT_OK
+    print(f"unhealthy: HTTP {response.status_code} {body}".rstrip(), file=sys.stderr)
+    return EXIT_FAILURE

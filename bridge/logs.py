@@ -1,0 +1,143 @@
+"""Logging: one line per event, text or JSON, with secrets redacted as a last line of defence.
+
+Messages start with a stable event name (``cwa.session.online sid=4711``); the JSON format lifts
+that first word into ``event`` so log pipelines can group on it. Code must never log a password
+or ticket in the first place; `register_secret` is the net under that rule: every registered
+value is replaced by ``**********`` in the message and the exception text of every record that
+passes through the handler `setup_logging` installs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+
+REDACTED = "**********"
+LEVELS = ("debug", "info", "warning", "error")
+# Tickets rotate for as long as the bridge runs; keep the newest few hundred, not all of them.
+MAX_SECRETS = 256
+# Libraries whose INFO lines (every HTTP request) would drown the bridge's own events.
+_CHATTY = ("httpx", "httpcore", "amqtt", "transitions")
+
+_secrets: dict[str, None] = {}
+_secrets_lock = threading.Lock()
+_ordered: tuple[str, ...] = ()
+
+
+def register_secret(secret: str | None) -> None:
+    """Redact ``secret`` from every later log record (no-op for ``None`` or empty)."""
+    global _ordered  # noqa: PLW0603  # one process-wide set, swapped atomically for readers
+    if not secret:
+        return
+    with _secrets_lock:
+        _secrets.pop(secret, None)
+        _secrets[secret] = None
+        while len(_secrets) > MAX_SECRETS:
+            del _secrets[next(iter(_secrets))]
+        # Longest first, so a secret that contains another is replaced whole.
+        _ordered = tuple(sorted(_secrets, key=len, reverse=True))
+
+
+def clear_secrets() -> None:
+    """Forget every registered secret (tests)."""
+    global _ordered  # noqa: PLW0603
+    with _secrets_lock:
+        _secrets.clear()
+        _ordered = ()
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``**********``."""
+    for secret in _ordered:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactionFilter(logging.Filter):
+    """Freezes the record's message and exception text, redacted, before any formatter sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception as exc:  # a bad %-format must not lose the event (nor crash the caller)
+            message = f"{record.msg!s} (unformattable arguments: {type(exc).__name__})"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-22T09:14:03Z INFO cwa.session.online sid=4711``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_timestamp(record)} {record.levelname} {record.getMessage()}"
+        extra = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else "")
+        if record.stack_info:
+            extra = f"{extra}\n{record.stack_info}".strip()
+        return redact(f"{line}\n{extra}" if extra else line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts``, ``level``, ``logger``, ``event``, ``msg`` and ``exc``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = redact(record.getMessage())
+        entry: dict[str, str] = {
+            "ts": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": message.split(maxsplit=1)[0] if message.strip() else "",
+            "msg": message,
+        }
+        exc = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else "")
+        if exc:
+            entry["exc"] = redact(exc)
+        if record.stack_info:
+            entry["stack"] = redact(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _BridgeHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler `setup_logging` owns, so a second call replaces it instead of adding one."""
+
+
+def setup_logging(
+    level: str = "info",
+    fmt: Literal["text", "json"] = "text",
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Route the root logger to ``stream`` (default: the current stderr) in the given format.
+
+    Idempotent: calling it again replaces the handler it installed before. Returns the handler.
+    """
+    if level.lower() not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+    handler = _BridgeHandler(stream if stream is not None else sys.stderr)
+    handler.addFilter(RedactionFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _BridgeHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    numeric = getattr(logging, level.upper())
+    root.setLevel(numeric)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(
+            max(numeric, logging.WARNING) if numeric > logging.DEBUG else numeric
+        )
+    return handler
