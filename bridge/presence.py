@@ -227,3 +227,16 @@ def parse_timestamp(text: object) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+_ID_INVALID = re.compile(r"[^a-z0-9_-]")
+RESERVED_IDS = frozenset({"bridge", "self"})
+
+
+def derive_id(uri: str) -> str:
+    """The topic id of a watched URI: its local part, lower case, other characters as ``_``.
+
+    ``sip:carol.nguyen@example.org`` → ``carol_nguyen`` (interface.md §3).
+    """
+    local = uri.split(":", 1)[-1].split("@", 1)[0].strip().lower()
+    return _ID_INVALID.sub("_", local) or "_"
