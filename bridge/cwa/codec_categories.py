@@ -1,0 +1,356 @@
+"""``cwaCategory`` payloads (§6) and ``error``/``sipResponse`` elements (§5.2), both directions.
+
+Reading matches local names only, so default namespaces, prefixes, the ``https://`` rendering of the
+schema namespaces and payloads with no namespace at all read the same (§8.12, §8.15).
+"""
+
+from __future__ import annotations
+
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+
+from bridge.cwa.codec_common import (
+    NAMES,
+    NOTE_INSTANCE_MASK,
+    NS_CONTACTCARD,
+    NS_NOTE,
+    NS_STATE,
+    NS_XSI,
+    USER_STATE_INSTANCE_MASK,
+    Element,
+    attr,
+    children,
+    name_of,
+    strip_prefix,
+    sub,
+    to_bool,
+    to_int,
+)
+from bridge.cwa.messages import (
+    Category,
+    CategoryContent,
+    ContactCardContent,
+    ErrorInfo,
+    NoteContent,
+    StateContent,
+)
+from bridge.presence import Note
+
+_XSI_TYPE = f"{{{NS_XSI}}}type"
+
+# --------------------------------------------------------------------------- reading categories
+#
+# Hot path: every userPresence snapshot carries every visible category of every user, and CWA resends
+# unchanged categories verbatim (§5.3). Reading therefore collects the raw strings of a category into
+# a tuple first and builds the (immutable) `Category` only for a tuple it has not seen recently: the
+# element walk is unavoidable, but most allocations are not.
+
+_CACHE: dict[tuple[object, ...], Category] = {}
+_CACHE_MAX = 2048
+_CACHE_ENTRY_CHARS = 2048  # bigger categories are built every time: the cache's memory stays bounded
+
+
+def _weight(value: object) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, tuple):
+        return sum(_weight(item) for item in value)
+    return 0
+
+
+def _state_type(el: Element) -> str | None:
+    # xsi:type may come with either rendering of the namespace, none at all, or an odd prefix (§6.2).
+    value = el.get(_XSI_TYPE)
+    return attr(el, "type") if value is None else str(value)
+
+
+# The payload element each readable category must have as a direct child (§6.2, §6.6, §6.7);
+# `CustomNote` is the doc's publish example (§8.13), read (and republished) as `note`.
+_PAYLOADS = {"state": "state", "note": "note", "customnote": "note", "contactcard": "contactCard"}
+_DATA_ELEMENTS = "cwaCategory state availability activity custom note body contactCard displayName email"
+_TAGS = tuple("{*}" + n for n in _DATA_ELEMENTS.split())
+_TAGS_WITH_USERS = ("{*}user", *_TAGS)
+
+
+def _content(raw: tuple[object, ...] | None) -> CategoryContent | None:
+    if raw is None:
+        return None
+    kind = raw[0]
+    if kind == "state":
+        _, state_type, availability, token, custom, manual = raw
+        custom_text = custom.strip() if isinstance(custom, str) else ""
+        return StateContent(
+            state_type=strip_prefix(state_type if isinstance(state_type, str) else None),
+            availability=to_int(availability if isinstance(availability, str) else None),
+            activity=token if isinstance(token, str) else None,
+            activity_custom=custom_text or None,
+            manual=to_bool(manual if isinstance(manual, str) else None, False),
+        )
+    if kind == "note":
+        _, bodies, value = raw
+        assert isinstance(bodies, tuple)  # noqa: S101 - built below
+        notes = tuple(Note(body_type or "personal", text or "") for body_type, text in bodies)
+        if not notes and isinstance(value, str):
+            notes = (Note("personal", value),)  # the doc's `<note value="…"/>` form (§8.13)
+        return NoteContent(notes)
+    _, display_name, email = raw
+    return ContactCardContent(
+        display_name=display_name.strip() or None if isinstance(display_name, str) else None,
+        email=email.strip() or None if isinstance(email, str) else None,
+    )
+
+
+def _category(
+    name: str,
+    instance: str | None,
+    version: str | None,
+    publish_time: str | None,
+    raw: tuple[object, ...] | None,
+) -> Category:
+    key = (name, instance, version, publish_time, raw)
+    category = _CACHE.get(key)
+    if category is None:
+        category = Category(
+            name=name,
+            instance=to_int(instance),
+            version=to_int(version),
+            publish_time=publish_time,
+            content=_content(raw),
+        )
+        if _weight(key) <= _CACHE_ENTRY_CHARS:
+            if len(_CACHE) >= _CACHE_MAX:
+                _CACHE.clear()
+            _CACHE[key] = category
+    return category
+
+
+def read_categories(
+    container: Element, *, users: bool = False
+) -> list[tuple[Element | None, list[Category]]]:
+    """Every ``cwaCategory`` below ``container``, grouped by the ``user`` element they follow.
+
+    With ``users=False`` (selfPresence, publishSelfPresence) there is one group with owner ``None``.
+    One C-filtered pass (`iter` with ``{*}`` wildcards, so any namespace or none) visits only the
+    elements that carry data; everything else (calendarData, services…) is never touched from Python.
+    """
+    names = NAMES
+    groups: list[tuple[Element | None, list[Category]]] = []
+    owner: Element | None = None
+    cats: list[Category] = []
+    cat_el: Element | None = None  # the open cwaCategory
+    payload: Element | None = None  # its payload element, once seen
+    want = ""  # the payload local name the open category can have ("" = unreadable)
+    c_name = ""
+    c_inst = c_ver = c_time = None
+    raw_a: str | None = None  # state: availability / card: displayName
+    raw_b: str | None = None  # state: activity token / card: email
+    raw_c: str | None = None  # state: activity custom text
+    activity: Element | None = None
+    bodies: list[tuple[str | None, str | None]] = []
+
+    def close() -> None:
+        raw: tuple[object, ...] | None = None
+        if payload is not None:
+            if want == "state":
+                raw = ("state", _state_type(payload), raw_a, raw_b, raw_c, payload.get("manual"))
+            elif want == "note":
+                raw = ("note", tuple(bodies), None if bodies else payload.get("value"))
+            else:
+                raw = ("contactCard", raw_a, raw_b)
+        cats.append(_category(c_name, c_inst, c_ver, c_time, raw))
+
+    for el in container.iter(*(_TAGS_WITH_USERS if users else _TAGS)):
+        tag = el.tag
+        name = names.get(tag) or name_of(tag)
+        if name == "cwaCategory":
+            if cat_el is not None:
+                close()
+            cat_el, payload, activity = el, None, None
+            raw_a = raw_b = raw_c = None
+            bodies = []
+            get = el.get
+            c_name = get("name") or attr(el, "name") or ""
+            c_inst = get("instance")
+            if c_inst is None:
+                c_inst = get("instanceMask")  # §8.15
+            c_ver, c_time = get("version"), get("publishTime")
+            want = _PAYLOADS.get(c_name.lower(), "")
+            if want == "note":
+                c_name = "note"
+        elif name == "user":
+            if cat_el is not None:
+                close()
+                cat_el = None
+            if owner is not None or cats:
+                groups.append((owner, cats))
+            owner, cats = el, []
+        elif cat_el is None or not want:
+            continue
+        elif payload is None:
+            if name == want and el.getparent() is cat_el:
+                payload = el
+        elif name == "availability":
+            if raw_a is None and want == "state":
+                raw_a = el.text or ""
+        elif name == "activity":
+            if activity is None and want == "state":
+                activity = el
+                raw_b = el.get("token")
+        elif name == "custom":
+            if raw_c is None and activity is not None and el.getparent() is activity:
+                raw_c = el.text or ""
+        elif name == "body":
+            if want == "note":
+                bodies.append((el.get("type"), el.text))
+        elif name == "displayName":
+            if raw_a is None and want == "contactCard":
+                raw_a = el.text or ""
+        elif name == "email" and raw_b is None and want == "contactCard":
+            raw_b = el.text or ""
+    if cat_el is not None:
+        close()
+    if owner is not None or cats:
+        groups.append((owner, cats))
+    return groups
+
+
+def read_category(el: Element) -> Category:
+    """One ``cwaCategory`` element (unknown or empty categories keep their name, ``content=None``)."""
+    for _, cats in read_categories(el):
+        if cats:
+            return cats[0]
+    return Category(name=attr(el, "name") or "")
+
+
+# --------------------------------------------------------------------------- writing categories
+
+
+def write_category(parent: Element, category: Category, *, tag: str, instance_attr: str) -> Element:
+    el = sub(parent, tag, name=category.name)
+    if category.instance is not None:
+        el.set(instance_attr, str(category.instance))
+    if category.version is not None:
+        el.set("version", str(category.version))
+    if category.publish_time is not None:
+        el.set("publishTime", category.publish_time)
+    content = category.content
+    if isinstance(content, StateContent):
+        _write_state(el, content)
+    elif isinstance(content, NoteContent):
+        note = etree.SubElement(el, f"{{{NS_NOTE}}}note", nsmap={None: NS_NOTE})
+        for body in content.bodies:
+            sub(note, f"{{{NS_NOTE}}}body", body.text or None, type=body.kind, uri="")
+    elif isinstance(content, ContactCardContent):
+        card = etree.SubElement(el, f"{{{NS_CONTACTCARD}}}contactCard", nsmap={None: NS_CONTACTCARD})
+        identity = sub(card, f"{{{NS_CONTACTCARD}}}identity")
+        if content.display_name is not None:
+            name = sub(identity, f"{{{NS_CONTACTCARD}}}name")
+            sub(name, f"{{{NS_CONTACTCARD}}}displayName", content.display_name)
+        if content.email is not None:
+            sub(identity, f"{{{NS_CONTACTCARD}}}email", content.email)
+    return el
+
+
+def _write_state(parent: Element, content: StateContent) -> None:
+    state = etree.SubElement(parent, f"{{{NS_STATE}}}state", nsmap={None: NS_STATE, "xsi": NS_XSI})
+    if content.state_type is not None:
+        state.set(f"{{{NS_XSI}}}type", content.state_type)
+    if content.manual:
+        state.set("manual", "true")
+    if content.availability is not None:
+        sub(state, f"{{{NS_STATE}}}availability", str(content.availability))
+    if content.activity is not None or content.activity_custom is not None:
+        activity = sub(state, f"{{{NS_STATE}}}activity", token=content.activity)
+        if content.activity_custom is not None:
+            sub(activity, f"{{{NS_STATE}}}custom", content.activity_custom)
+
+
+def state_category(availability: int, manual: bool = True) -> Category:
+    """A ``userState`` to publish (§3.7): the userState instance family, ``manual`` by default."""
+    return Category(
+        name="state",
+        instance=USER_STATE_INSTANCE_MASK,
+        content=StateContent(state_type="userState", availability=availability, manual=manual),
+    )
+
+
+def note_category(text: str) -> Category:
+    """A personal note to publish (§3.7, §6.6); ``""`` publishes a body without text (clears it)."""
+    return Category(name="note", instance=NOTE_INSTANCE_MASK, content=NoteContent((Note("personal", text),)))
+
+
+# --------------------------------------------------------------------------- errors (§5.2, §8.18)
+
+_ERROR_ELEMENTS = frozenset({"error", "exception", "exceptionDetail"})
+
+
+def read_error(el: Element, depth: int = 0) -> ErrorInfo:
+    """Everything an ``error`` (or a ``requestFailed`` around one) says, leniently (§8.18).
+
+    Reads ``code subCode reason detail`` from attributes (or same-named child elements), a
+    ``sipResponse`` (``detail``, ``description``, ``reason`` or ``warning`` as its text; ``code``
+    preferred for the number), and the old ``exception``/``exceptionDetail`` children.
+    """
+    code = to_int(attr(el, "code"))
+    sub_code = to_int(attr(el, "subCode"))
+    reason = attr(el, "reason")
+    detail = attr(el, "detail")
+    sip_code: int | None = None
+    sip_detail: str | None = None
+    for name, kid in children(el):
+        if name == "sipResponse" and sip_code is None and sip_detail is None:
+            sip_code = to_int(attr(kid, "code"))
+            sip_detail = (
+                attr(kid, "detail") or attr(kid, "description") or attr(kid, "reason") or attr(kid, "warning")
+            )
+        elif name in _ERROR_ELEMENTS and depth < 8:
+            inner = read_error(kid, depth + 1)
+            code = code if code is not None else inner.code
+            sub_code = sub_code if sub_code is not None else inner.sub_code
+            reason = reason or inner.reason
+            text = (kid.text or "").strip() or None
+            detail = detail or inner.detail or (text if name == "exceptionDetail" else None)
+            if name == "exception" and text and not reason:
+                reason = text
+            if sip_code is None and sip_detail is None:
+                sip_code, sip_detail = inner.sip_code, inner.sip_detail
+        elif name == "code" and code is None:
+            code = to_int(kid.text)
+        elif name == "subCode" and sub_code is None:
+            sub_code = to_int(kid.text)
+        elif name in ("reason", "message") and reason is None:
+            reason = (kid.text or "").strip() or None
+        elif name == "detail" and detail is None:
+            detail = (kid.text or "").strip() or None
+    return ErrorInfo(
+        code=code, sub_code=sub_code, reason=reason, detail=detail, sip_code=sip_code, sip_detail=sip_detail
+    )
+
+
+def write_error(parent: Element, info: ErrorInfo, *, tag: str = "error", **extra: str | None) -> Element:
+    el = sub(
+        parent,
+        tag,
+        **extra,
+        code=None if info.code is None else str(info.code),
+        subCode=None if info.sub_code is None else str(info.sub_code),
+        reason=info.reason,
+        detail=info.detail,
+    )
+    if info.sip_code is not None or info.sip_detail is not None:
+        sub(
+            el,
+            "sipResponse",
+            code=None if info.sip_code is None else str(info.sip_code),
+            detail=info.sip_detail,
+        )
+    return el
+
+
+__all__ = [
+    "note_category",
+    "read_category",
+    "read_error",
+    "state_category",
+    "write_category",
+    "write_error",
+]
