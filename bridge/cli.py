@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         _ensure_logging()
         # Not log.exception: the message may carry a secret; the traceback is for debug only.
-        log.error("cli.crashed command=%s error=%s", args.command, type(exc).__name__)  # noqa: TRY400
+        log.error("cli.crashed command=%s error=%s", args.command, type(exc).__name__)
         log.debug("cli.crashed.traceback", exc_info=True)
         return EXIT_FAILURE
 

@@ -64,7 +64,7 @@ OOF_ACTIVITY = "out_of_office"
 def status_for(availability: int | None) -> tuple[Status, bool]:
     """Map a CWA availability number to ``(status, idle)``.
 
-    ``None`` (no state ever received) is ``unknown``. ``0`` and the unassigned 1–2999 are
+    ``None`` (no state ever received) is ``unknown``. ``0`` and the unassigned 1-2999 are
     offline: a real server shows ``0`` with token ``Offline`` for a signed-out user, and SIPE
     treats everything below 3000 as offline (cwa-protocol.md §6.3, §8.14, §8.31).
     """
@@ -169,6 +169,7 @@ class Presence:
         availability: int | None,
         activity: str | None,
         notes: Iterable[Note] = (),
+        *,
         oof_notes: bool = False,
     ) -> Presence:
         """Normalise raw CWA values into a `Presence` without `last_change` (see `advance`).
@@ -179,7 +180,8 @@ class Presence:
         token = normalize_activity(activity)
         note_list = list(notes)
         note, note_type = select_note(note_list)
-        out_of_office = oof_notes or token == OOF_ACTIVITY or any(n.is_oof and n.text.strip() for n in note_list)
+        oof_note = any(n.is_oof and n.text.strip() for n in note_list)
+        out_of_office = oof_notes or token == OOF_ACTIVITY or oof_note
         return cls(
             uri=uri,
             name=name,

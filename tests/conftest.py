@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import HealthCheck, settings
+
 pytest_plugins = [
     f"tests.support.{path.stem}"
     for path in sorted((Path(__file__).parent / "support").glob("*.py"))
     if not path.stem.startswith("_")
 ]
-
-from hypothesis import HealthCheck, settings
 
 # Shared, noisy machines: never fail a property test on wall-clock time.
 settings.register_profile(

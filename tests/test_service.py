@@ -1,0 +1,365 @@
+"""The service with in-memory fakes for both sides and an injected clock: no network, no sleeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bridge.cwa.messages import PresenceSummary
+from bridge.cwa.notices import CommandOutcome, ContactsNotice, SessionNotice, UserNotice, WatchabilityNotice
+from bridge.errors import CommandFailed
+from bridge.presence import Note, Status
+from bridge.service import Service, ServiceOptions, WatchSpec
+
+BASE = "cwa2mqtt"
+BOB = "sip:bob@example.org"
+CAROL = "sip:carol.nguyen@example.org"
+
+
+class FakeCwa:
+    def __init__(self) -> None:
+        self.state = "online"
+        self.watched: list[str] = []
+        self.refreshed: list[str | None] = []
+        self.published: list[tuple[Status | None, str | None]] = []
+        self.fail_with: Exception | None = None
+
+    def set_watched(self, uris: Sequence[str]) -> None:
+        self.watched = list(uris)
+
+    def refresh(self, uri: str | None = None) -> None:
+        self.refreshed.append(uri)
+
+    def publish_self(self, status: Status | None = None, note: str | None = None) -> CommandOutcome:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.published.append((status, note))
+        return CommandOutcome(applied=True, confirmed=True)
+
+
+class FakeMqtt:
+    def __init__(self, retained: dict[str, bytes] | None = None) -> None:
+        self.connected = True
+        self.retained_store = dict(retained or {})
+        self.log: list[tuple[str, bytes, bool]] = []
+
+    def publish(
+        self, topic: str, payload: bytes | str, *, retain: bool = True, qos: int | None = None
+    ) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        self.log.append((topic, data, retain))
+        if retain:
+            self.retained_store[topic] = data
+
+    def read_retained(
+        self, topic_filters: Sequence[str], quiet_s: float = 0.3, timeout_s: float = 3.0
+    ) -> dict[str, bytes]:
+        result = {}
+        for topic, payload in self.retained_store.items():
+            for flt in topic_filters:
+                if flt.endswith("/+"):
+                    prefix = flt[:-1]
+                    if topic.startswith(prefix) and "/" not in topic[len(prefix) :]:
+                        result[topic] = payload
+                elif topic == flt:
+                    result[topic] = payload
+        return result
+
+    def topics(self) -> list[str]:
+        return [t for t, _, _ in self.log]
+
+    def last(self, topic: str) -> bytes:
+        return next(p for t, p, _ in reversed(self.log) if t == topic)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def summary(
+    availability: int | None, activity: str | None = None, note: str | None = None
+) -> PresenceSummary:
+    notes = (Note("personal", note),) if note else ()
+    return PresenceSummary(availability, activity, notes, "Bob Example", "bob@example.org")
+
+
+Harness = tuple[Service, FakeCwa, FakeMqtt, Clock]
+
+
+@pytest.fixture
+def make() -> Any:
+    services: list[Service] = []
+
+    def build(retained: dict[str, bytes] | None = None, **options: Any) -> Harness:
+        cwa, mqtt, clock = FakeCwa(), FakeMqtt(retained), Clock()
+        service = Service(
+            cwa=cwa,
+            mqtt=mqtt,
+            watch=[WatchSpec("bob", BOB), WatchSpec("carol", CAROL, "Carol")],
+            options=ServiceOptions(
+                self_uri="sip:alice@example.org", cwa_url="https://cwa.example.org", **options
+            ),
+            clock=clock,
+        )
+        services.append(service)
+        service.start()
+        return service, cwa, mqtt, clock
+
+    yield build
+    for service in services:
+        service.stop()
+
+
+def connect(service: Service) -> None:
+    service.on_mqtt_connect()
+    assert service.drain()
+
+
+def feed(service: Service, *notices: object) -> None:
+    for notice in notices:
+        service.on_notice(notice)
+    assert service.drain()
+
+
+def test_presence_is_published_retained_with_every_key(make: Any) -> None:
+    service, cwa, mqtt, _ = make()
+    connect(service)
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(6500, "in-a-meeting", "Back at 3pm")))
+    assert json.loads(mqtt.last(f"{BASE}/bob")) == {
+        "uri": BOB,
+        "name": "Bob Example",
+        "status": "busy",
+        "idle": False,
+        "activity": "in_a_meeting",
+        "availability": 6500,
+        "note": "Back at 3pm",
+        "note_type": "personal",
+        "out_of_office": False,
+        "last_change": "2026-11-22T09:00:00Z",
+    }
+    assert mqtt.last(f"{BASE}/bob/status") == b"busy"
+    assert mqtt.last(f"{BASE}/bob/activity") == b"in_a_meeting"
+    assert mqtt.last(f"{BASE}/bob/availability") == b"online"
+    assert mqtt.last(f"{BASE}/bridge/cwa") == b"online"
+    assert all(retain for t, _, retain in mqtt.log if not t.startswith(f"{BASE}/bridge/response"))
+    assert cwa.watched == [BOB, CAROL]
+
+
+def test_an_identical_snapshot_publishes_nothing(make: Any) -> None:
+    service, _, mqtt, clock = make()
+    connect(service)
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(3500)))
+    before = len(mqtt.log)
+    clock.now += timedelta(minutes=5)
+    feed(service, UserNotice(BOB, summary(3500)))
+    assert len(mqtt.log) == before
+
+
+def test_last_change_moves_only_when_status_activity_or_note_changes(make: Any) -> None:
+    service, _, mqtt, clock = make()
+    connect(service)
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(6500)))
+    clock.now += timedelta(minutes=1)
+    feed(service, UserNotice(BOB, summary(6900)))  # same band: still busy
+    assert json.loads(mqtt.last(f"{BASE}/bob"))["last_change"] == "2026-11-22T09:00:00Z"
+    assert json.loads(mqtt.last(f"{BASE}/bob"))["availability"] == 6900
+    feed(service, UserNotice(BOB, summary(3500)))
+    assert json.loads(mqtt.last(f"{BASE}/bob"))["last_change"] == "2026-11-22T09:01:00Z"
+
+
+def test_last_change_survives_a_restart_when_nothing_changed(make: Any) -> None:
+    earlier = {
+        "uri": BOB,
+        "name": "Bob Example",
+        "status": "busy",
+        "idle": False,
+        "activity": None,
+        "availability": 6500,
+        "note": None,
+        "note_type": None,
+        "out_of_office": False,
+        "last_change": "2026-11-20T07:30:00Z",
+    }
+    service, _, mqtt, _ = make(retained={f"{BASE}/bob": json.dumps(earlier).encode()})
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(6500)))  # before the broker is up
+    connect(service)
+    assert json.loads(mqtt.last(f"{BASE}/bob"))["last_change"] == "2026-11-20T07:30:00Z"
+
+
+def test_a_user_removed_from_the_config_is_cleared(make: Any) -> None:
+    retained = {
+        f"{BASE}/bridge/devices": b'["bob","dave","self"]',
+        f"{BASE}/dave": b'{"uri": "sip:dave@example.org", "status": "away"}',
+    }
+    service, _, mqtt, _ = make(retained=retained)
+    connect(service)
+    cleared = {t for t, p, r in mqtt.log if p == b"" and r}
+    assert {f"{BASE}/dave", f"{BASE}/dave/status", f"{BASE}/dave/availability"} <= cleared
+    assert "homeassistant/sensor/cwa2mqtt_dave/status/config" in cleared
+    assert json.loads(mqtt.last(f"{BASE}/bridge/devices")) == ["bob", "carol"]
+
+
+def test_ha_birth_republishes_discovery_then_state(make: Any) -> None:
+    service, _, mqtt, _ = make()
+    connect(service)
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(3500)))
+    mqtt.log.clear()
+    service.on_mqtt_message("homeassistant/status", b"online")
+    assert service.drain()
+    topics = mqtt.topics()
+    assert topics[0].startswith("homeassistant/binary_sensor/cwa2mqtt_bridge/")
+    assert topics.index("homeassistant/sensor/cwa2mqtt_bob/status/config") < topics.index(f"{BASE}/bob")
+    mqtt.log.clear()
+    service.on_mqtt_message("homeassistant/status", b"offline")
+    assert service.drain()
+    assert mqtt.log == []
+
+
+def test_session_loss_marks_cwa_and_users_offline(make: Any) -> None:
+    service, _, mqtt, _ = make()
+    connect(service)
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(3500)))
+    feed(service, SessionNotice("reconnecting", "ticket_expired"))
+    assert mqtt.last(f"{BASE}/bridge/cwa") == b"offline"
+    assert mqtt.last(f"{BASE}/bob/availability") == b"offline"
+    info = json.loads(mqtt.last(f"{BASE}/bridge/info"))
+    assert info["session"] == "reconnecting"
+    assert info["last_error"] == "ticket_expired"
+    assert info["cwa_server"] == "cwa.example.org"
+    assert info["watched"] == ["bob", "carol"]
+
+
+def test_unwatchable_user_gets_availability_offline(make: Any) -> None:
+    service, _, mqtt, _ = make()
+    connect(service)
+    feed(service, SessionNotice("online"), WatchabilityNotice(CAROL, False, "terminated"))
+    assert mqtt.last(f"{BASE}/carol/availability") == b"offline"
+    assert mqtt.last(f"{BASE}/bob/availability") == b"online"
+
+
+def responses(mqtt: FakeMqtt, op: str = "self/set") -> list[dict[str, Any]]:
+    return [json.loads(p) for t, p, _ in mqtt.log if t == f"{BASE}/bridge/response/{op}"]
+
+
+def wait_responses(
+    service: Service, mqtt: FakeMqtt, count: int, op: str = "self/set"
+) -> list[dict[str, Any]]:
+    service._worker.submit(lambda: None).result(timeout=5)  # the command worker has finished
+    found = responses(mqtt, op)
+    assert len(found) == count, found
+    return found
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "error"),
+    [
+        ("self/set", b"{", "payload is not valid JSON"),
+        ("self/set", b"{}", "nothing to set"),
+        ("self/set", b'{"status": "sleeping"}', "unknown status 'sleeping'"),
+        ("self/set", b'{"note": ' + json.dumps("x" * 256).encode() + b"}", "at most 255"),
+        ("self/set/status", b"lunch", "unknown status 'lunch'"),
+        ("self/set/note", b"y" * 300, "at most 255"),
+    ],
+)
+def test_invalid_commands_get_an_error_and_reach_nothing(
+    make: Any, topic: str, payload: bytes, error: str
+) -> None:
+    service, cwa, mqtt, _ = make()
+    connect(service)
+    service.on_mqtt_message(f"{BASE}/{topic}", payload)
+    assert service.drain()
+    [answer] = wait_responses(service, mqtt, 1)
+    assert answer["status"] == "error"
+    assert error in answer["error"]
+    assert cwa.published == []
+
+
+def test_valid_command_reaches_cwa_and_echoes_the_transaction(make: Any) -> None:
+    service, cwa, mqtt, _ = make()
+    connect(service)
+    service.on_mqtt_message(f"{BASE}/self/set", b'{"status": "busy", "note": "Focus", "transaction": "t-1"}')
+    assert service.drain()
+    [answer] = wait_responses(service, mqtt, 1)
+    assert cwa.published == [(Status.BUSY, "Focus")]
+    assert answer == {
+        "status": "ok",
+        "data": {"status": "busy", "note": "Focus", "applied": True},
+        "error": None,
+        "transaction": "t-1",
+    }
+
+
+def test_cwa_refusal_is_reported_precisely(make: Any) -> None:
+    service, cwa, mqtt, _ = make()
+    connect(service)
+    cwa.fail_with = CommandFailed("CWA error 18201: OCS rejected the operation: SIP 403", code=18201)
+    service.on_mqtt_message(f"{BASE}/self/set/status", b"away")
+    assert service.drain()
+    [answer] = wait_responses(service, mqtt, 1)
+    assert answer["status"] == "error"
+    assert "18201" in answer["error"]
+
+
+def test_refresh_requests(make: Any) -> None:
+    service, cwa, mqtt, _ = make()
+    connect(service)
+    service.on_mqtt_message(f"{BASE}/bridge/request/refresh", b"")
+    service.on_mqtt_message(f"{BASE}/bridge/request/refresh", b'{"id": "carol"}')
+    service.on_mqtt_message(f"{BASE}/bridge/request/refresh", b'{"id": "zed"}')
+    assert service.drain()
+    answers = wait_responses(service, mqtt, 3, "refresh")
+    assert cwa.refreshed == [None, CAROL]
+    by_status = sorted((a["status"], json.dumps(a["data"]), a["error"]) for a in answers)
+    assert by_status == [
+        ("error", "null", "unknown id 'zed'; known: bob, carol, self"),
+        ("ok", '{"id": "carol"}', None),
+        ("ok", '{"ids": ["bob", "carol"]}', None),
+    ]
+
+
+def test_health_check_request_is_answered(make: Any) -> None:
+    service, _, mqtt, _ = make()
+    connect(service)
+    feed(service, SessionNotice("online"))
+    service.on_mqtt_message(f"{BASE}/bridge/request/health_check", b'{"transaction": 9}')
+    assert service.drain()
+    [answer] = responses(mqtt, "health_check")
+    assert answer["status"] == "ok"
+    assert answer["transaction"] == 9
+    assert answer["data"]["cwa"] == "online"
+    assert answer["data"]["mqtt"] == "connected"
+
+
+def test_contacts_are_bridged_with_watch_contacts(make: Any) -> None:
+    service, cwa, mqtt, _ = make(watch_contacts=True)
+    connect(service)
+    feed(
+        service,
+        SessionNotice("online"),
+        ContactsNotice(((BOB, "Bob"), ("sip:Erin.Rossi@example.org", "Erin Rossi"))),
+        UserNotice("sip:erin.rossi@example.org", summary(15500)),
+    )
+    assert json.loads(mqtt.last(f"{BASE}/erin_rossi"))["status"] == "away"
+    assert "sip:Erin.Rossi@example.org" in cwa.watched
+    assert json.loads(mqtt.last(f"{BASE}/bridge/devices")) == ["bob", "carol", "erin_rossi"]
+    feed(service, ContactsNotice(((BOB, "Bob"),)))
+    assert mqtt.last(f"{BASE}/erin_rossi") == b""
+    assert json.loads(mqtt.last(f"{BASE}/bridge/devices")) == ["bob", "carol"]
+
+
+def test_broker_reconnect_republishes_everything(make: Any) -> None:
+    service, _, mqtt, _ = make()
+    connect(service)
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(3500)))
+    mqtt.log.clear()
+    connect(service)
+    topics = set(mqtt.topics())
+    assert {f"{BASE}/bob", f"{BASE}/bob/status", f"{BASE}/bridge/cwa", f"{BASE}/bridge/info"} <= topics
