@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench clean venv
+.PHONY: demo test lint typecheck bench docs clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,14 @@ demo: $(STAMP)
 	$(BIN)/cwa2mqtt demo
 
 test: $(STAMP)
-	$(BIN)/ruff check bridge tests bench
-	$(BIN)/ruff format --check bridge tests bench
+	$(BIN)/ruff check bridge tests bench scripts
+	$(BIN)/ruff format --check bridge tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bridge tests bench
-	$(BIN)/ruff format --check bridge tests bench
+	$(BIN)/ruff check bridge tests bench scripts
+	$(BIN)/ruff format --check bridge tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -35,3 +35,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+docs: $(STAMP)
+	$(BIN)/python -m scripts.gen_docs
