@@ -55,12 +55,11 @@ from pydantic_settings import (
 )
 
 from bridge.errors import ConfigError
-from bridge.presence import ALL_STATUSES, Status, normalize_activity
+from bridge.presence import ALL_STATUSES, RESERVED_IDS, Status, derive_id, normalize_activity
 
 ENV_PREFIX = "CWA2MQTT_"
 REDACTED = "**********"
 DEFAULT_PATHS: tuple[Path, ...] = (Path("config.yaml"), Path("/etc/cwa2mqtt/config.yaml"))
-RESERVED_IDS = frozenset({"bridge", "self"})
 # CWA2MQTT_* variables that are not settings (so not "unknown environment variable"):
 # the config path, and CWA2MQTT_TEST_* knobs of the test suite, which child processes inherit.
 NON_SETTING_ENV = frozenset({"config"})
@@ -79,7 +78,6 @@ _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "satu
 PAYLOAD_PLACEHOLDERS = ("{hex}", "{HEX}", "{r}", "{g}", "{b}", "{status}", "{activity}")
 
 _ID = re.compile(r"[a-z0-9_-]+")
-_NOT_ID_CHAR = re.compile(r"[^a-z0-9_-]")
 _SIP = re.compile(r"sip:([^@\s:;?<>\"]+)@([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)", re.IGNORECASE)
 _COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -94,12 +92,6 @@ class _Problems(ValueError):
 
 
 # --- small parsers, also used by the CLI ----------------------------------------------------------
-
-
-def derive_id(uri: str) -> str:
-    """The topic id of a watched URI: its local part, lowercased, other characters as ``_``."""
-    local = uri.split(":", 1)[-1].split("@", 1)[0]
-    return _NOT_ID_CHAR.sub("_", local.lower())
 
 
 def normalize_sip_uri(value: str) -> str:

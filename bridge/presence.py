@@ -232,7 +232,8 @@ def parse_timestamp(text: object) -> datetime | None:
 
 
 _ID_INVALID = re.compile(r"[^a-z0-9_-]")
-RESERVED_IDS = frozenset({"bridge", "self"})
+# Ids that name a topic subtree of the bridge itself; "lights" would collide with <base>/lights/<name>.
+RESERVED_IDS = frozenset({"bridge", "self", "lights"})
 
 
 def derive_id(uri: str) -> str:

@@ -25,13 +25,14 @@ from enum import Enum
 from typing import Literal
 from urllib.parse import urlsplit
 
+from bridge import presence
 from bridge.presence import Presence, format_timestamp, parse_timestamp
 
 ID_PATTERN = re.compile(r"[a-z0-9_-]+")
 SELF_ID = "self"
 # `<base>/bridge/...` and `<base>/lights/...` are bridge-level subtrees: a user with one of
 # these ids would share topics with them (e.g. a light named "status" and a user "lights").
-RESERVED_IDS: frozenset[str] = frozenset({"bridge", "lights"})
+RESERVED_IDS: frozenset[str] = presence.RESERVED_IDS - {SELF_ID}
 # MQTT 3.1.1 §1.5.3: a topic is at most 65535 bytes of UTF-8.
 MAX_TOPIC_BYTES = 65535
 
