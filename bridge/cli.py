@@ -86,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--http-listen", metavar="HOST:PORT", type=_listen, help="serve the presence board here"
     )
-    demo.add_argument("--no-live", action="store_true", help="do not draw the live view (log instead)")
+    demo.add_argument(
+        "--no-live",
+        action="store_true",
+        help="print each change as a line instead of redrawing the live view",
+    )
 
     simulate = sub.add_parser(
         "simulate",
@@ -101,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
         "--users", metavar="FILE", help="YAML list of users (uri, username, password, name, ...)"
     )
     simulate.add_argument("--control", metavar="HOST:PORT", type=_listen, help="address of the control API")
+    simulate.add_argument(
+        "--auth",
+        choices=("forms", "iwa"),
+        help="sign-in scheme: forms (default) or iwa (NTLM at /iwa/logon.html; needs pyspnego)",
+    )
 
     health = sub.add_parser(
         "health",
@@ -168,10 +177,37 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return EXIT_CONFIG
+    iwa_ok = _iwa_available()
+    if settings.cwa.auth == "iwa" and not iwa_ok:
+        from bridge.cwa.iwa import IWA_MISSING  # noqa: PLC0415
+
+        _print_problems(ConfigError([IWA_MISSING]))
+        return EXIT_CONFIG
     for warning in settings.config_warnings():
         print(f"cwa2mqtt: warning: {warning}", file=sys.stderr)
+    for line in _auth_explanation(settings.cwa.auth, iwa_ok):
+        print(f"cwa2mqtt: {line}", file=sys.stderr)
     sys.stdout.write(settings.redacted_yaml())
     return EXIT_OK
+
+
+def _iwa_available() -> bool:
+    from bridge.cwa.iwa import iwa_available  # noqa: PLC0415  # httpx: only when checking
+
+    return iwa_available()
+
+
+def _auth_explanation(configured: str, iwa_ok: bool) -> list[str]:
+    """What each ``cwa.auth`` mode needs (cwa-protocol.md §2.2), and whether iwa works here."""
+    marks = {mode: " (configured)" if mode == configured else "" for mode in ("forms", "iwa")}
+    installed = "installed" if iwa_ok else "NOT installed"
+    return [
+        f"auth: forms{marks['forms']}: cwa.username and cwa.password are sent in the XML body "
+        "of POST /forms/logon.html",
+        f"auth: iwa{marks['iwa']}: Integrated Windows Authentication, NTLM over HTTP at /iwa/logon.html "
+        "(username as DOMAIN\\user or user@domain; the password is not sent, only proven); needs the "
+        f"optional pyspnego (pip install 'cwa2mqtt[iwa]'): {installed} in this installation",
+    ]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -202,7 +238,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     _ensure_logging()
     simulator = importlib.import_module("bridge.simulator")
-    return int(simulator.cli_main(args.listen, args.users, args.control))
+    extra = {"auth": args.auth} if args.auth else {}  # forms: the simulator's default
+    return int(simulator.cli_main(args.listen, args.users, args.control, **extra))
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
