@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -21,7 +22,9 @@ import httpx
 from bridge import __version__
 from bridge.config import Settings
 from bridge.cwa.client import CwaClient, CwaClientSettings
-from bridge.errors import AuthRejected, CwaError
+from bridge.cwa.codec import DEFAULT_MAX_BYTES
+from bridge.cwa.iwa import IWA_MISSING, iwa_available
+from bridge.errors import AuthRejected, ConfigError, CwaError
 from bridge.http import HttpServer
 from bridge.lights.controller import LightController
 from bridge.lights.spec import LightSpec
@@ -36,6 +39,7 @@ EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_AUTH = 77
 EXIT_CONFIG = 78
+BODY_BYTES_PER_USER = 4096  # data-channel body allowance per watched user, on top of the 4 MiB
 
 
 def _verify(settings: Settings) -> ssl.SSLContext | bool:
@@ -54,19 +58,31 @@ def _verify(settings: Settings) -> ssl.SSLContext | bool:
 class Bridge:
     """All parts of one running bridge, started and stopped in a symmetric order."""
 
-    def __init__(self, settings: Settings, *, backoff_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backoff_scale: float = 1.0,
+        health_grace_s: float | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        # The keyword knobs are for tests: `None` keeps the service's own health grace (120 s) and clock.
         self.settings = settings
         self.metrics = Metrics()
         self.notifier = Notifier()
         self._watchdog_every = (self.notifier.watchdog_interval() or 0.0) / 2
         self._last_watchdog = 0.0
+        self._last_gauges = 0.0
         cwa = settings.cwa
+        if cwa.auth == "iwa" and not iwa_available():  # fail at start-up, not at the first sign-in
+            raise ConfigError([IWA_MISSING])
         self.http_client = httpx.Client(verify=_verify(settings), follow_redirects=False)
         self.client = CwaClient(
             CwaClientSettings(
                 base_url=str(cwa.url),
                 username=cwa.username,
                 password=cwa.password.get_secret_value(),
+                auth=cwa.auth,
                 uri=cwa.uri,
                 command_path=cwa.command_path,
                 data_path=cwa.data_path,
@@ -76,6 +92,10 @@ class Bridge:
                 watch_contacts=settings.watch_contacts,
                 backoff_initial_s=1.0 * backoff_scale,
                 backoff_max_s=60.0 * backoff_scale,
+                # One data-channel answer carries every queued event (cwa-protocol §4.5): the initial
+                # burst of N watched users is ~1 KB each, so a fixed 4 MiB cap made a 10,000-user
+                # start fail and restart forever (bench/RESULTS.md). The cap grows with the list.
+                max_body_bytes=DEFAULT_MAX_BYTES + BODY_BYTES_PER_USER * len(settings.watch),
             ),
             self.http_client,
             self._on_notice,
@@ -84,7 +104,9 @@ class Bridge:
         lights = None
         if settings.lights:
             specs = [LightSpec.from_config(light) for light in settings.lights]
-            lights = LightController(specs, settings.priority, base_topic=settings.mqtt.base_topic)
+            lights = LightController(
+                specs, settings.priority, clock=clock, base_topic=settings.mqtt.base_topic
+            )
         mqtt = settings.mqtt
         self.service = Service(
             cwa=self.client,
@@ -101,9 +123,14 @@ class Bridge:
                 note_max_length=cwa.note_max_length,
                 watch_contacts=settings.watch_contacts,
                 color_topics=settings.color_topics,
+                health_grace_s=(
+                    ServiceOptions().health_grace_s if health_grace_s is None else health_grace_s
+                ),
             ),
             lights=lights,
             metrics=self.metrics,
+            # `clock` (tests): one timezone-aware "now" for schedules, override expiry and timestamps.
+            clock=clock if clock is not None else _utc_now,
             heartbeat=self._heartbeat,
         )
         self.publisher = MqttPublisher(
@@ -157,6 +184,11 @@ class Bridge:
         if self._watchdog_every and now - self._last_watchdog >= self._watchdog_every:
             self._last_watchdog = now
             self.notifier.watchdog()
+        # Called after every input the service handles: counting the entries is O(users), so the
+        # gauges are refreshed at most once per second.
+        if now - self._last_gauges < 1.0:
+            return
+        self._last_gauges = now
         snap = self.service.snapshot
         watched = sum(1 for e in snap.entries if e[0] != "self")
         self.metrics.set_gauges(watched, snap.session == "online", self.publisher.connected)
@@ -192,6 +224,10 @@ class Bridge:
         if self.http is not None:
             self.http.stop()
         self.http_client.close()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class _LatePublisher:
@@ -235,12 +271,19 @@ def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
 
 
 def run(settings: Settings) -> int:
-    """`cwa2mqtt run`: 0 on a clean stop, 77 when CWA rejects the credentials, 1 on anything unexpected."""
+    """`cwa2mqtt run`: 0 on a clean stop, 77 when CWA rejects the credentials, 78 when the
+    configuration cannot work on this installation (``cwa.auth: iwa`` without pyspnego), 1 on
+    anything unexpected."""
     stop = threading.Event()
     restore = install_stop_handlers(stop)
     log.info("bridge.starting version=%s", __version__)
     try:
         bridge = Bridge(settings)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("config.invalid %s", problem)
+        restore()
+        return EXIT_CONFIG
     except CwaError as exc:
         log.error("bridge.start_failed error=%s", exc)
         restore()

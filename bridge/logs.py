@@ -22,6 +22,11 @@ LEVELS = ("debug", "info", "warning", "error")
 MAX_SECRETS = 256
 # Libraries whose INFO lines (every HTTP request) would drown the bridge's own events.
 _CHATTY = ("httpx", "httpcore", "amqtt", "transitions")
+# Libraries that log secrets at DEBUG: pyspnego logs every NTLM token it makes in full, and an
+# AUTHENTICATE message is an offline-crackable proof of the password. httpcore's DEBUG trace
+# prints every response's headers, CWA-Ticket included (test_security greps a debug run for it).
+# Never below WARNING.
+_SECRET_BEARING = ("spnego", "httpcore")
 
 _secrets: dict[str, None] = {}
 _secrets_lock = threading.Lock()
@@ -140,4 +145,6 @@ def setup_logging(
         logging.getLogger(name).setLevel(
             max(numeric, logging.WARNING) if numeric > logging.DEBUG else numeric
         )
+    for name in _SECRET_BEARING:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     return handler

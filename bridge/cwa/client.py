@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import httpx
 
 from bridge.cwa import codec
 from bridge.cwa.backoff import BackoffPolicy, Sleeper, event_sleeper
+from bridge.cwa.iwa import NtlmAuth
 from bridge.cwa.messages import (
     Accepted,
     Category,
@@ -72,6 +75,7 @@ from bridge.presence import REPRESENTATIVE_AVAILABILITY, Status
 log = logging.getLogger("bridge.cwa.client")
 
 TICKET_HEADER = "CWA-Ticket"
+LOGON_PATHS = {"forms": "/forms/logon.html", "iwa": "/iwa/logon.html"}  # §2.2
 SUBSCRIBE_BATCH = 100  # interface.md §7.2
 MIN_POLL_READ_TIMEOUT_S = 90.0  # a held long poll must not look like a failure (§4.4)
 SESSION_NOT_FOUND = 18100
@@ -88,7 +92,8 @@ class CwaClientSettings:
     uri: str
     command_path: str = "/cwa/MainCommandHandler.ashx"
     data_path: str = "/cwa/AsyncDataChannel.ashx"
-    logon_path: str = "/forms/logon.html"
+    auth: Literal["forms", "iwa"] = "forms"  # §2.2: credentials in the body, or NTLM over HTTP
+    logon_path: str | None = None  # None: the path of ``auth`` (LOGON_PATHS)
     timeout_s: float = 30.0
     poll_read_timeout_s: float = 95.0  # clamped to at least 90 s (§4.4)
     republish_s: float = 300.0
@@ -350,10 +355,20 @@ class CwaClient:
             self._poll(action, epoch)
 
     def _sign_in(self, epoch: int) -> None:
-        """Forms sign-in (§2): success is a CWA-Ticket header, whatever the body says (§8.3)."""
+        """Sign-in (§2): success is a CWA-Ticket header, whatever the body says (§8.3).
+
+        Forms sends the password in the logon body. IWA leaves it out (IIS checks it, §2.2) and
+        runs the NTLM handshake on the logon POST; every sign-in repeats the whole handshake, and a
+        401 after the type 3 message (no ticket) is a refusal like forms' requestFailed.
+        """
         s = self._s
-        body = codec.encode_logon(Logon(user=s.username, password=s.password, uri=s.uri))
-        response, data = self._exchange("POST", s.logon_path, body, httpx.Timeout(s.timeout_s), "logon")
+        iwa = s.auth == "iwa"
+        password = None if iwa else s.password
+        body = codec.encode_logon(Logon(user=s.username, password=password, uri=s.uri))
+        auth = NtlmAuth(s.username, s.password) if iwa else None
+        path = s.logon_path or LOGON_PATHS[s.auth]
+        timeout = httpx.Timeout(s.timeout_s)
+        response, data = self._exchange("POST", path, body, timeout, "logon", auth=auth)
         ticket = response.headers.get(TICKET_HEADER)
         reply = _decode_logon(data, s.max_body_bytes)
         if ticket:
@@ -361,7 +376,7 @@ class CwaClient:
             with self._lock:
                 if self._session.epoch == epoch:
                     self._session.signed_in(ticket, sign_in_data)
-            log.info("cwa.sign_in.ok user=%s", s.username)
+            log.info("cwa.sign_in.ok user=%s auth=%s", s.username, s.auth)
             return
         if response.status_code >= 500:
             raise CwaUnavailable(f"sign-in: HTTP {response.status_code}")
@@ -637,15 +652,23 @@ class CwaClient:
         channel: str,
         *,
         params: dict[str, str] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> tuple[httpx.Response, bytes]:
         headers = {"Content-Type": "text/xml; charset=utf-8"} if body is not None else {}
+        extra: dict[str, Any] = {"auth": auth} if auth is not None else {}
         with self._lock:
             ticket = self._session.ticket
         if ticket and channel != "logon":
             headers[TICKET_HEADER] = ticket
         try:
             with self._http.stream(
-                method, self._base + path, content=body, params=params, headers=headers, timeout=timeout
+                method,
+                self._base + path,
+                content=body,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                **extra,
             ) as response:
                 with self._lock:  # the newest ticket of ANY response wins (§2.4, interface.md §7.4)
                     self._session.adopt_ticket(response.headers.get(TICKET_HEADER))
@@ -659,7 +682,7 @@ class CwaClient:
         except httpx.TimeoutException as exc:
             raise CwaUnavailable(f"{channel}: timed out") from exc
         except httpx.HTTPError as exc:
-            raise CwaUnavailable(f"{channel}: {type(exc).__name__}") from exc
+            raise CwaUnavailable(f"{channel}: {_transport_reason(exc)}") from exc
         return response, b"".join(chunks)
 
     # ------------------------------------------------------------------ bookkeeping
@@ -803,6 +826,25 @@ def _require_xml(response: httpx.Response, data: bytes, channel: str) -> None:
     html = "html" in response.headers.get("content-type", "").lower()
     if html or not head.startswith(b"<") or head.startswith((b"<!doctype html", b"<html")):
         raise TicketExpired(f"{channel}: non-XML body")
+
+
+def _transport_reason(exc: httpx.HTTPError) -> str:
+    """The exception type, plus why TLS failed: "wrong CA" must be visible without a traceback.
+
+    OpenSSL's verify message ("unable to get local issuer certificate", "certificate has expired",
+    "IP address mismatch"…) names no secret; other messages are left out as they may echo a URL.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx.ConnectError <- httpcore.ConnectError <- ssl.SSLCertVerificationError
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            why = seen.verify_message or seen.reason or "verification failed"
+            return f"{type(exc).__name__}: TLS certificate of the CWA server not trusted ({why})"
+        if isinstance(seen, ssl.SSLError):
+            return f"{type(exc).__name__}: TLS handshake failed ({seen.reason or 'unknown reason'})"
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__
 
 
 def _kind(exc: CwaError | CwaProtocolError) -> str:

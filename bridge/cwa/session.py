@@ -66,6 +66,10 @@ FAILURE_KINDS: tuple[str, ...] = get_args(FailureKind)
 ONLINE_FAILURE_TOLERANCE = 3
 # How many applied eids are remembered above the floor (eids are consecutive per session, §4.3).
 EID_WINDOW = 256
+# The longest pause between polls we honour. A throttling server raises pollWaitTime (§7.2.6), but a
+# value beyond a minute, or beyond half the server's own sessionTimeout (waiting it out would let the
+# session expire), comes from a broken body: obeying 10**25 ms would stop bridging for good.
+MAX_POLL_WAIT_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +238,7 @@ class CwaSession:
         self._ack_id = 0  # a new session numbers its events from the start again (§7.2.5)
         self._eid_floor = 0
         self._eids = []
-        self._poll_wait_ms = max(0, poll_wait_ms or 0)
+        self._poll_wait_ms = min(max(0, poll_wait_ms or 0), MAX_POLL_WAIT_MS)
         self._failures = 0
         self._backoff = None
         self._ever_online = True
@@ -260,7 +264,10 @@ class CwaSession:
             eids = [e.eid for e in batch.events if e.eid is not None]
             self._ack_id = max([self._ack_id, *eids])
         if batch.poll_wait_time is not None:
-            self._poll_wait_ms = max(0, batch.poll_wait_time)
+            limit = MAX_POLL_WAIT_MS
+            if batch.session_timeout is not None and batch.session_timeout > 0:
+                limit = min(limit, batch.session_timeout // 2)
+            self._poll_wait_ms = min(max(0, batch.poll_wait_time), limit)
         self._failures = 0
         self._last_failure = None
         return fresh

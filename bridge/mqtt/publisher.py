@@ -41,6 +41,7 @@ import random
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,9 @@ from bridge.mqtt.topics import validate_publish_topic
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_MESSAGES = 5000  # paho's queue of unacknowledged QoS>0 publishes, per connection
+# Publishers wait for acks once this many QoS>0 publishes are in flight, instead of letting paho's
+# full queue drop one (a dropped retained publish would leave a stale state at the broker for good).
+BACKPRESSURE_AT = MAX_QUEUED_MESSAGES - 500
 STOP_ACK_TIMEOUT_S = 2.0
 _TICK_S = 0.5  # how often the supervisor re-checks for a stop request while idle
 
@@ -140,6 +144,7 @@ class MqttPublisher:
         self._ready = False
         self._pending: dict[str, tuple[bytes, int]] = {}  # retained, made while away: latest per topic
         self._unacked: dict[str, tuple[paho.MQTTMessageInfo, bytes, int]] = {}  # retained in flight
+        self._window: deque[paho.MQTTMessageInfo] = deque()  # QoS>0 publishes, oldest first
         self._collectors: list[_Collector] = []
         self._subacks: set[int] = set()
         self._connects = 0
@@ -256,6 +261,8 @@ class MqttPublisher:
             if client is None:
                 self._keep_while_away(topic, data, retain, qos)
                 return None
+        if qos > 0:
+            self._make_room()
         try:
             info = client.publish(topic, data, qos=qos, retain=retain)
         except ValueError as exc:  # wildcard or oversized: paho refuses before sending
@@ -275,7 +282,36 @@ class MqttPublisher:
                 raise translate(rc, f"publish to {topic!r}")
             if retain and qos > 0:
                 self._unacked[topic] = (info, data, qos)
+            if qos > 0:
+                self._window.append(info)
         return info
+
+    def _make_room(self) -> None:
+        """Backpressure: with `BACKPRESSURE_AT` publishes unacknowledged, wait (bounded) for acks.
+
+        A burst (10,000 users at start-up publish ~100,000 messages) would otherwise overflow paho's
+        bounded queue and silently drop retained state. Never waits on paho's own thread.
+        """
+        if threading.get_ident() == self._paho_ident:
+            return
+        deadline = time.monotonic() + self._settings.connect_timeout_s
+        while True:
+            with self._lock:
+                window = self._window
+                while window and window[0].is_published():
+                    window.popleft()
+                if len(window) < BACKPRESSURE_AT:
+                    return
+                if time.monotonic() >= deadline:  # the broker stopped acking: fall back to paho's limit
+                    window.clear()
+                    return
+                oldest = window[0]
+            try:
+                oldest.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                with self._lock:
+                    if window and window[0] is oldest:
+                        window.popleft()
 
     def _keep_while_away(self, topic: str, data: bytes, retain: bool, qos: int) -> None:
         """Called with ``_lock`` held."""
@@ -493,6 +529,7 @@ class MqttPublisher:
                 if not info.is_published():
                     self._pending.setdefault(topic, (data, qos))
             self._unacked.clear()
+            self._window.clear()
         if was_up and not self._stopping.is_set():
             self._note_error(f"connection lost: {reason}")
             log.warning("mqtt.disconnected reason=%s", reason)

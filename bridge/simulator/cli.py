@@ -7,10 +7,11 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from bridge.errors import ConfigError
 from bridge.simulator import scenario
 from bridge.simulator.options import SimOptions, SimUser
 from bridge.simulator.simulator import Simulator
@@ -55,11 +56,14 @@ def load_users_file(path: str) -> list[SimUser]:
     return users
 
 
-def cli_main(listen: str, users_file: str | None, control_listen: str | None) -> int:
-    """Run until SIGINT/SIGTERM; prints how to sign in and the control API URL. Exit code 0."""
+def cli_main(
+    listen: str, users_file: str | None, control_listen: str | None, auth: Literal["forms", "iwa"] = "forms"
+) -> int:
+    """Run until SIGINT/SIGTERM; prints how to sign in and the control API URL. Exit code 0
+    (78 for a bad listen address or users file, or ``auth`` iwa without pyspnego)."""
     try:
         host, port = parse_listen(listen or "127.0.0.1:0")
-        options = SimOptions(host=host, port=port, scenario="static" if users_file else "demo")
+        options = SimOptions(host=host, port=port, scenario="static" if users_file else "demo", auth=auth)
         if control_listen:
             options.control_port = parse_listen(control_listen)[1]
             options.control = True
@@ -72,11 +76,20 @@ def cli_main(listen: str, users_file: str | None, control_listen: str | None) ->
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        simulator = Simulator(users, options)
+    except ConfigError as exc:  # auth iwa without the optional pyspnego
+        for problem in exc.problems:
+            print(f"cwa2mqtt simulate: {problem}", file=sys.stderr)
+        return 78
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with Simulator(users, options) as sim:
+        with simulator as sim:
             print(f"CWA simulator listening on {sim.url}")
-            print(f"  sign-in:  POST {sim.url}/forms/logon.html")
+            if auth == "iwa":
+                print(f"  sign-in:  POST {sim.url}/iwa/logon.html  (NTLM; forms sign-in refused)")
+            else:
+                print(f"  sign-in:  POST {sim.url}/forms/logon.html")
             print(f"  command:  {sim.url}{options.command_path}")
             print(f"  data:     {sim.url}{options.data_path}")
             if users_file is None:

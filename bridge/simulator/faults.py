@@ -2,21 +2,28 @@
 
 The HTTP layer asks `FaultBoard.take` at fixed points of a request: ``drop`` and ``http_503``
 before the request is processed (nothing happens server-side), ``malformed``/``hostile``/
-``oversized`` replace an XML body after processing (the data channel's events stay queued and
-are re-delivered on the next poll with the same AckId, §4.3), ``slow`` delays the response.
+``oversized``/``mutate`` replace an XML body after processing (the data channel's events stay
+queued and are re-delivered on the next poll with the same AckId, §4.3), ``slow`` delays the
+response. ``mutate`` differs from the others: its body is a seeded mutation of the real one and may
+still be well-formed, so a client can be handed plausible but wrong content (a flipped eid, a
+swapped availability) that it cannot tell from the truth.
 The state-changing faults (`expire_tickets`, `kill_sessions`, `restart`, `throttle`) act on the
 world at once; `Faults` is the public face of both kinds.
 """
 
 from __future__ import annotations
 
+import copy
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+
 CHANNELS = ("any", "logon", "data", "command")
-COUNTED = ("drop", "http_503", "malformed", "hostile", "oversized", "slow")
+COUNTED = ("drop", "http_503", "malformed", "hostile", "oversized", "mutate", "slow")
 HOSTILE_KINDS = ("alternate", "billion_laughs", "external_entity")
 
 
@@ -28,6 +35,7 @@ class ArmedFault:
     size: int = 0
     delay_s: float = 0.0
     kind: str = ""
+    seed: int = 0
 
 
 @dataclass
@@ -37,6 +45,7 @@ class _Counter:
     size: int = 0
     delay_s: float = 0.0
     kind: str = "alternate"
+    seed: int = 0
     taken: int = 0
 
 
@@ -59,7 +68,12 @@ class FaultBoard:
             raise ValueError(f"kind must be one of {HOSTILE_KINDS}")
         with self._lock:
             self._armed[name] = _Counter(
-                n, channel, int(extra.get("size", 0)), float(extra.get("delay_s", 0.0)), kind
+                n,
+                channel,
+                int(extra.get("size", 0)),
+                float(extra.get("delay_s", 0.0)),
+                kind,
+                int(extra.get("seed", 0)),
             )
 
     def take(self, name: str, channel: str) -> ArmedFault | None:
@@ -72,7 +86,8 @@ class FaultBoard:
             kind = counter.kind
             if name == "hostile" and kind == "alternate":
                 kind = "billion_laughs" if counter.taken % 2 else "external_entity"
-            return ArmedFault(name, counter.size, counter.delay_s, kind)
+            # Each mutated body has its own seed, so a run is reproducible from the armed seed.
+            return ArmedFault(name, counter.size, counter.delay_s, kind, counter.seed + counter.taken)
 
     def pending(self) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -125,6 +140,10 @@ class Faults:
         """The next n XML bodies are padded (valid XML) to ``size`` bytes."""
         self._board.arm("oversized", n, channel, size=size)
 
+    def mutate(self, n: int, channel: str = "data", seed: int = 0) -> None:
+        """The next n XML bodies are mutations of the real one (see `mutated_body`), from ``seed``."""
+        self._board.arm("mutate", n, channel, seed=seed)
+
     def slow(self, n: int, delay_s: float, channel: str = "any") -> None:
         self._board.arm("slow", n, channel, delay_s=delay_s)
 
@@ -140,8 +159,8 @@ class Faults:
             self.throttle(bool(args.get("on", True)), int(args.get("poll_wait_ms", 10000)))
         elif name in COUNTED:
             n = int(args.get("n", 1))
-            channel = str(args.get("channel", "any"))
-            extra = {k: args[k] for k in ("size", "delay_s", "kind") if k in args}
+            channel = str(args.get("channel", "data" if name == "mutate" else "any"))
+            extra = {k: args[k] for k in ("size", "delay_s", "kind", "seed") if k in args}
             if name == "oversized":
                 extra.setdefault("size", 8_000_000)
             self._board.arm(name, n, channel, **extra)
@@ -176,3 +195,58 @@ def malformed_body(body: bytes) -> bytes:
 def oversized_body(body: bytes, size: int) -> bytes:
     """Valid XML of at least ``size`` bytes: trailing whitespace after the root element is allowed."""
     return body + b" " * max(0, size - len(body))
+
+
+MUTATIONS = ("flip", "truncate", "delete", "duplicate", "swap", "huge", "unknown")
+_HUGE = ("99999999999999999999999999", "-1", "18446744073709551616", "2147483648", "1e308", "0x10", "")
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def mutated_body(body: bytes, seed: int) -> tuple[bytes, str]:
+    """A mutation of a real XML body and its name (one of `MUTATIONS`), the same for the same seed.
+
+    Byte flips and truncation usually break well-formedness; the tree mutations (a deleted or
+    duplicated element, two attribute values swapped, a number made huge or odd, an unknown element
+    inserted) keep it, so they test what a client does with plausible nonsense.
+    """
+    rng = random.Random(seed)
+    kind = rng.choice(MUTATIONS)
+    if kind == "flip" or not body:
+        out = bytearray(body or b"<")
+        for _ in range(rng.randint(1, 4)):
+            out[rng.randrange(len(out))] = rng.randrange(256)
+        return bytes(out), "flip"
+    if kind == "truncate":
+        return body[: rng.randrange(len(body))], kind
+    try:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError:
+        return body[: rng.randrange(len(body))], "truncate"
+    elements = list(root.iter())
+    inner = [e for e in elements if e is not root and isinstance(e.tag, str)]
+    attrs = [(e, a) for e in elements if isinstance(e.tag, str) for a in e.attrib]
+    numbers = [(e, a) for e, a in attrs if e.get(a, "").lstrip("-").isdigit()]
+    if kind == "delete" and inner:
+        victim = rng.choice(inner)
+        victim.getparent().remove(victim)
+    elif kind == "duplicate" and inner:
+        original = rng.choice(inner)
+        original.addnext(copy.deepcopy(original))
+    elif kind == "swap" and len(attrs) >= 2:
+        (e1, a1), (e2, a2) = rng.sample(attrs, 2)
+        v1, v2 = e1.get(a1), e2.get(a2)
+        e1.set(a1, v2)
+        e2.set(a2, v1)
+    elif kind == "huge" and numbers:
+        element, attr = rng.choice(numbers)
+        element.set(attr, rng.choice(_HUGE))
+    else:
+        kind = "unknown"
+        parent = rng.choice([e for e in elements if isinstance(e.tag, str)])
+        namespace = rng.choice(["urn:cwa2mqtt:fuzz", etree.QName(root).namespace or ""])
+        tag = f"{{{namespace}}}futureThing" if namespace else "futureThing"
+        stranger = etree.Element(tag, eid=str(rng.randint(0, 10**6)), mode=rng.choice(["x", "", "∞"]))
+        stranger.text = rng.choice(["", "text", "\u00e9\u6f22\U0001f600"])
+        parent.insert(rng.randint(0, len(parent)), stranger)
+    declared = body.lstrip().startswith(b"<?xml")
+    return bytes(etree.tostring(root, encoding="utf-8", xml_declaration=declared)), kind

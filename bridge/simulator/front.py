@@ -1,7 +1,7 @@
 """The CWA endpoints: sign-in, command and data channel, with tickets, faults and recordings.
 
 Order per request: drop / 503 faults (the request is not processed), ticket check (§2.4), the
-channel's work, then the body faults (malformed / hostile / oversized) and ``slow``.
+channel's work, then the body faults (malformed / hostile / oversized / mutate) and ``slow``.
 """
 
 from __future__ import annotations
@@ -24,19 +24,23 @@ from bridge.cwa.messages import (
 )
 from bridge.errors import CwaProtocolError
 from bridge.simulator import commands, faults
+from bridge.simulator.ntlm import NtlmAcceptor, NtlmConnection, message_type, table_lookup
 from bridge.simulator.recording import Recorded, Recorder
 from bridge.simulator.server import Reply, Request
 from bridge.simulator.tickets import TicketStore
-from bridge.simulator.world import World
+from bridge.simulator.world import UserRec, World
 
 log = logging.getLogger(__name__)
 
 LOGON_PATH = "/forms/logon.html"
+IWA_LOGON_PATH = "/iwa/logon.html"
 LOGON_PAGE = (
     b"<!DOCTYPE html><html><head><title>Communicator Web Access</title></head><body>"
     b"<h1>Communicator Web Access</h1><form method='post' action='/forms/logon.html'>"
     b"<p>Sign in (cwa2mqtt simulator)</p></form></body></html>"
 )
+IWA_DENIED = b"<html><body><h1>401 - Unauthorized: Access is denied.</h1></body></html>"
+FORMS_DISABLED = b"forms sign-in is disabled here: sign in at /iwa/logon.html (Windows authentication)"
 SIGN_IN_DATA = base64.b64encode(b"<signInData><workPhone>+1 555 0100</workPhone></signInData>").decode()
 
 
@@ -59,13 +63,16 @@ class CwaFront:
             initiate_form=self.options.initiate_form, instance_attr=self.options.instance_attr
         )
         self.requests: dict[str, int] = {"logon": 0, "command": 0, "data": 0, "other": 0}
+        # auth "iwa": IIS's part (§2.2), a real NTLM check against the user table, read at each check.
+        self.ntlm = NtlmAcceptor(table_lookup(self._credentials)) if self.options.auth == "iwa" else None
+        self.logon_path = IWA_LOGON_PATH if self.ntlm is not None else LOGON_PATH
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ dispatch
 
     def channel_of(self, request: Request) -> str:
         path = urlsplit(request.path).path
-        if path.lower() == LOGON_PATH:
+        if path.lower() == LOGON_PATH or (self.ntlm is not None and path.lower() == IWA_LOGON_PATH):
             return "logon"
         if path.lower() == self.options.command_path.lower():
             return "command"
@@ -84,6 +91,7 @@ class CwaFront:
             path=urlsplit(request.path).path,
             status=0,
             ticket_present=bool(request.headers.get("cwa-ticket")),
+            ntlm=message_type(request.headers.get("authorization")) if channel == "logon" else None,
         )
         fault: str | None = None
         if self.board.take("drop", channel):
@@ -136,6 +144,10 @@ class CwaFront:
         if oversized is not None:
             reply.body = faults.oversized_body(reply.body, oversized.size)
             return reply, "oversized"
+        mutate = self.board.take("mutate", channel)
+        if mutate is not None:
+            reply.body, kind = faults.mutated_body(reply.body, mutate.seed)
+            return reply, f"mutate:{kind}"
         return reply, None
 
     # ------------------------------------------------------------------ channels
@@ -146,7 +158,7 @@ class CwaFront:
         if mode == "403":
             return Reply(403, content_type="text/plain")
         if mode == "302":
-            location = f"{LOGON_PATH}?ReturnUrl={quote(urlsplit(request.path).path, safe='')}"
+            location = f"{self.logon_path}?ReturnUrl={quote(urlsplit(request.path).path, safe='')}"
             return Reply(302, content_type="text/plain", headers={"Location": location})
         if mode == "html":
             return Reply(200, LOGON_PAGE, content_type="text/html; charset=utf-8")
@@ -154,6 +166,10 @@ class CwaFront:
 
     def logon(self, request: Request) -> Reply:
         """§2.1/§2.3: success carries ``CWA-Ticket``; failure is ``requestFailed`` without it."""
+        if self.ntlm is not None:
+            if urlsplit(request.path).path.lower() == LOGON_PATH:
+                return Reply(403, FORMS_DISABLED, content_type="text/plain; charset=utf-8")
+            return self.iwa_logon(request, self.ntlm)
         if request.method == "GET":
             return Reply(200, LOGON_PAGE, content_type="text/html; charset=utf-8")
         if request.method != "POST":
@@ -170,11 +186,45 @@ class CwaFront:
             )
             body = codec.encode_responses(ResponseBatch((Refused("", "failed", error),)), self.style)
             return Reply(200, body, xml=True)
+        return self.signed_in(user)
+
+    def iwa_logon(self, request: Request, acceptor: NtlmAcceptor) -> Reply:
+        """§2.2: IIS runs the NTLM handshake on this TCP connection; then CWA answers as for forms.
+
+        The logon body is not consulted: the connection's Windows identity is the user (IIS has
+        checked the password; the body may name the user and the uri, and carries no password).
+        """
+        ntlm = request.connection.get("ntlm")
+        if not isinstance(ntlm, NtlmConnection):
+            ntlm = request.connection["ntlm"] = acceptor.start_connection()
+        step = ntlm.step(request.headers.get("authorization"))
+        user = self._by_username(step.user) if step.status == 200 and step.user else None
+        if user is None:
+            # One header per scheme, as IIS sends them; the connection stays open for the next leg.
+            challenges = tuple(("WWW-Authenticate", value) for value in step.challenges)
+            return Reply(401, IWA_DENIED, content_type="text/html", repeated=challenges)
+        if request.method == "GET":
+            return Reply(200, LOGON_PAGE, content_type="text/html; charset=utf-8")
+        if request.method != "POST":
+            return Reply(405, content_type="text/plain", headers={"Allow": "GET, POST"})
+        return self.signed_in(user)
+
+    def signed_in(self, user: UserRec) -> Reply:
+        """§2.3: the ticket in the ``CWA-Ticket`` header, ``signInData`` and ``uri`` in the body."""
         ticket = self.tickets.issue(user.uri)
         log.info("sim.logon.ok uri=%s", user.uri)
         answer = Succeeded("", sign_in_data=SIGN_IN_DATA, uri=user.uri)
         body = codec.encode_responses(ResponseBatch((answer,)), self.style)
         return Reply(200, body, headers={"CWA-Ticket": ticket}, xml=True)
+
+    def _credentials(self) -> list[tuple[str | None, str | None]]:
+        """The user table's (username, password) rows, for the NTLM acceptor."""
+        with self.world.lock:
+            return [(u.spec.username, u.spec.password) for u in self.world.users.values()]
+
+    def _by_username(self, username: str) -> UserRec | None:
+        with self.world.lock:
+            return next((u for u in self.world.users.values() if u.spec.username == username), None)
 
     def command(self, request: Request, user_uri: str, record: Recorded) -> tuple[Reply, Recorded]:
         try:

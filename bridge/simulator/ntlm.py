@@ -211,6 +211,15 @@ def _import_spnego() -> Any:
     return spnego
 
 
+def message_type(authorization_header: str | None) -> int | None:
+    """The NTLM message type (1 or 3 from a client) an ``Authorization`` header carries, else None.
+
+    Only the type, for recordings: the token itself never leaves this module.
+    """
+    parsed = _parse_authorization(authorization_header)
+    return _message_type(parsed[1]) if parsed is not None else None
+
+
 def _parse_authorization(header: str | None) -> tuple[str, bytes] | None:
     """(scheme as the client spelled it, canonically cased; token) for NTLM/Negotiate headers."""
     if not header:

@@ -51,6 +51,11 @@ class SimOptions:
     ticket_lifetime_s: float | None = None  # counted from sign-in; None = forever
     initiate_form: Literal["elements", "attributes"] = "elements"  # §8.2
     expired_ticket: Literal["401", "403", "302", "html"] = "401"  # §7.2.1, §8.5
+    # §2.2: "forms" signs in at /forms/logon.html (credentials in the XML body); "iwa" plays IIS
+    # with Integrated Windows Authentication: /iwa/logon.html runs a real NTLM handshake against
+    # the user table (needs pyspnego) and /forms/logon.html is refused with 403, as on a server
+    # where only the Windows-authentication sign-in is enabled.
+    auth: Literal["forms", "iwa"] = "forms"
     offline_form: Literal["18000", "zero"] = "18000"  # §8.14
     instance_attr: Literal["instance", "instanceMask"] = "instance"  # §8.15
     ack_mode: Literal["last", "next"] = "last"  # §8.7
@@ -68,6 +73,8 @@ class SimOptions:
     load_rate: float = 100.0  # scenario "load": presence changes per second
     max_recordings: int = 100_000  # oldest recordings are dropped beyond this
     max_body_bytes: int = 1_048_576  # larger request bodies are refused (413)
+    tls_cert: str | None = None  # PEM certificate (chain) path: serve the CWA endpoints over https
+    tls_key: str | None = None  # its private key (PEM); the control API stays plain http on loopback
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -81,6 +88,7 @@ class SimOptions:
             ("unknown_user", ("offline", "404")),
             ("unknown_sid_data", ("events", "404")),
             ("scenario", ("demo", "static", "load")),
+            ("auth", ("forms", "iwa")),
         ):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}")
@@ -88,5 +96,7 @@ class SimOptions:
             problems.append("poll_wait_ms must be >= 0 and session_timeout_ms > 0")
         if not self.command_path.startswith("/") or not self.data_path.startswith("/"):
             problems.append("command_path and data_path must start with '/'")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            problems.append("tls_cert and tls_key go together")
         if problems:
             raise ValueError("; ".join(problems))

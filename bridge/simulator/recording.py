@@ -16,7 +16,8 @@ from typing import Any
 class Recorded:
     """One request. ``time`` is wall-clock seconds (``time.time()``); ``channel`` is ``logon``,
     ``command``, ``data`` or ``other``; ``methods``/``rids`` are parallel tuples for a command
-    batch; ``fault`` names the fault applied to this request, if any."""
+    batch; ``fault`` names the fault applied to this request, if any; ``ntlm`` is the NTLM message
+    type (1 or 3) of the request's ``Authorization`` header on ``/iwa/logon.html`` (never the token)."""
 
     time: float
     channel: str
@@ -31,6 +32,7 @@ class Recorded:
     ua: str | None = None
     fault: str | None = None
     user: str | None = None
+    ntlm: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

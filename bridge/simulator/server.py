@@ -6,6 +6,10 @@ Why the stdlib `http.server.ThreadingHTTPServer`: no extra dependency; a thread 
 an injected fault is one function call away. Keep-alive HTTP/1.1 with ``Content-Length`` always
 set, daemon threads, and a registry of open connections so `stop()` can close idle keep-alive
 sockets and return within about a second.
+
+TLS (``SimOptions.tls_cert``/``tls_key``): the listening socket is wrapped server-side with
+``do_handshake_on_connect=False`` and each connection's handshake runs on its own thread, so a
+client that connects and never handshakes (or rejects our certificate) cannot stall ``accept``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +33,9 @@ class Request:
     path: str  # the raw path with query string
     headers: dict[str, str]  # lower-case names
     body: bytes
+    # Scratch state of the TCP connection the request came on, shared by its keep-alive requests:
+    # NTLM authenticates a connection, not a request (§2.2, ``ntlm.NtlmConnection``).
+    connection: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -36,6 +44,8 @@ class Reply:
     body: bytes = b""
     content_type: str = "text/xml; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    # Headers that may repeat (IIS sends one WWW-Authenticate per scheme), written after `headers`.
+    repeated: tuple[tuple[str, str], ...] = ()
     xml: bool = False  # an XML body that body faults may replace
     drop: bool = False  # close the connection without an answer
     delay_s: float = 0.0
@@ -44,12 +54,20 @@ class Reply:
 Handler = Callable[[Request], Reply]
 
 
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
     def __init__(
-        self, address: tuple[str, int], handler: Handler, max_body: int, stop: threading.Event
+        self,
+        address: tuple[str, int],
+        handler: Handler,
+        max_body: int,
+        stop: threading.Event,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.app = handler
         self.max_body = max_body
@@ -58,6 +76,8 @@ class _Server(ThreadingHTTPServer):
         self.open_lock = threading.Lock()
         self.threads: set[threading.Thread] = set()
         super().__init__(address, _RequestHandler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
@@ -70,6 +90,14 @@ class _Server(ThreadingHTTPServer):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
+            if isinstance(request, ssl.SSLSocket):
+                request.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
+                try:
+                    request.do_handshake()
+                except (OSError, ssl.SSLError) as exc:  # e.g. the client rejected our certificate
+                    log.debug("sim.tls.handshake_failed peer=%s error=%s", client_address, exc)
+                    self.shutdown_request(request)
+                    return
             super().process_request_thread(request, client_address)
         finally:
             with self.open_lock:
@@ -94,6 +122,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     timeout = 120  # an abandoned keep-alive connection frees its thread eventually
     disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms delayed-ACK stall
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection_state: dict[str, Any] = {}  # one handler instance per TCP connection
 
     def do_GET(self) -> None:
         self._serve()
@@ -121,7 +153,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = self.server.app(Request(self.command, self.path, headers, body))
+        reply = self.server.app(Request(self.command, self.path, headers, body, self.connection_state))
         if reply.drop:
             self.close_connection = True
             return
@@ -133,7 +165,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         if reply.body or reply.status not in (204, 304):
             self.send_header("Content-Type", reply.content_type)
-        for name, value in reply.headers.items():
+        for name, value in (*reply.headers.items(), *reply.repeated):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
@@ -147,9 +179,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class HttpService:
     """One listening server running `serve_forever` on a thread."""
 
-    def __init__(self, host: str, port: int, handler: Handler, max_body: int, name: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        max_body: int,
+        name: str,
+        *,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: (certificate, key) PEM paths to serve https instead of http."""
         self._stop = threading.Event()
-        self._server = _Server((host, port), handler, max_body, self._stop)
+        context = None
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(tls[0], tls[1])
+        self._scheme = "https" if context is not None else "http"
+        self._server = _Server((host, port), handler, max_body, self._stop, context)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=name
         )
@@ -162,7 +209,7 @@ class HttpService:
     @property
     def url(self) -> str:
         host, port = self.address
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     @property
     def stop_event(self) -> threading.Event:

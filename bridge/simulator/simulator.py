@@ -79,7 +79,10 @@ class Simulator:
             if self._started:
                 return
             opts = self.options
-            self._cwa = HttpService(opts.host, opts.port, self._front, opts.max_body_bytes, "sim-cwa")
+            tls = (opts.tls_cert, opts.tls_key) if opts.tls_cert and opts.tls_key else None
+            self._cwa = HttpService(
+                opts.host, opts.port, self._front, opts.max_body_bytes, "sim-cwa", tls=tls
+            )
             self._cwa.start()
             if opts.control:
                 api = ControlApi(self)
@@ -229,6 +232,10 @@ class Simulator:
     @property
     def recordings(self) -> list[Recorded]:
         return self._recorder.all()
+
+    def issued_tickets(self) -> list[str]:
+        """Every CWA-Ticket value issued so far, oldest first (tests grep outputs for them)."""
+        return self._tickets.issued()
 
     def clear_recordings(self) -> None:
         self._recorder.clear()

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+MAX_ISSUED_KEPT = 10_000  # bounded: a long demo or load run rotates many tickets
 
 
 @dataclass
@@ -41,12 +44,14 @@ class TicketStore:
         self._lifetime_s = lifetime_s
         self._lock = threading.Lock()
         self._by_ticket: dict[str, _Family] = {}
+        self._issued: deque[str] = deque(maxlen=MAX_ISSUED_KEPT)
 
     def issue(self, user_uri: str) -> str:
         now = self._clock()
         ticket = _new_ticket()
         with self._lock:
             self._by_ticket[ticket] = _Family(user_uri, now, ticket, now)
+            self._issued.append(ticket)
         return ticket
 
     def check(self, ticket: str | None) -> tuple[str, str] | None:
@@ -73,7 +78,13 @@ class TicketStore:
                 family.previous, family.previous_until = family.current, now + self._grace_s
                 family.current, family.current_since = _new_ticket(), now
                 self._by_ticket[family.current] = family
+                self._issued.append(family.current)
             return family.user_uri, family.current
+
+    def issued(self) -> list[str]:
+        """Every ticket value issued (the newest `MAX_ISSUED_KEPT`), for tests that grep for leaks."""
+        with self._lock:
+            return list(self._issued)
 
     def expire_all(self) -> None:
         with self._lock:

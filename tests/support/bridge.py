@@ -8,11 +8,13 @@ starts an in-process `bridge.app.Bridge` (stopped at teardown); `BridgeProcess` 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +70,20 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
 def make_bridge(tmp_path: Path) -> Iterator[Callable[..., Bridge]]:
     bridges: list[Bridge] = []
 
-    def make(sim: Simulator, broker_url: str, base: str, **overrides: Any) -> Bridge:
+    def make(
+        sim: Simulator,
+        broker_url: str,
+        base: str,
+        *,
+        health_grace_s: float | None = None,
+        clock: Callable[[], datetime] | None = None,
+        **overrides: Any,
+    ) -> Bridge:
         path = write_config(
             tmp_path / f"config-{len(bridges)}.yaml", config_dict(sim, broker_url, base, **overrides)
         )
-        bridge = Bridge(load_settings(path, env={}), backoff_scale=0.05)
+        settings = load_settings(path, env={})
+        bridge = Bridge(settings, backoff_scale=0.05, health_grace_s=health_grace_s, clock=clock)
         bridges.append(bridge)
         bridge.start()
         assert bridge.wait_ready(15), "the bridge did not become ready"
@@ -113,6 +124,14 @@ class BridgeProcess:
                 break
             time.sleep(0.05)
         raise AssertionError(f"{needle!r} not in output:\n{self.output()[-3000:]}")
+
+    def http_url(self, timeout: float = 15.0) -> str:
+        """The base URL of the HTTP endpoint, from the ``http.listening url=...`` start-up line
+        (needed with ``http.listen: 127.0.0.1:0``, where the system picks the port); text or JSON logs."""
+        self.wait_output("http.listening url=", timeout)
+        match = re.search(r"http\.listening url=(https?://[^\s\"\\]+)", self.output())
+        assert match is not None
+        return match.group(1).rstrip("/")
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
