@@ -8,6 +8,7 @@ before anything is published. Stop order is the mirror image of §7.8: `offline`
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import ssl
 import threading
@@ -24,7 +25,7 @@ from bridge.config import Settings
 from bridge.cwa.client import CwaClient, CwaClientSettings
 from bridge.cwa.codec import DEFAULT_MAX_BYTES
 from bridge.cwa.iwa import IWA_MISSING, iwa_available
-from bridge.errors import AuthRejected, ConfigError, CwaError
+from bridge.errors import AuthRejected, ConfigError, CwaError, CwaProtocolError
 from bridge.http import HttpServer
 from bridge.lights.controller import LightController
 from bridge.lights.spec import LightSpec
@@ -159,6 +160,12 @@ class Bridge:
                 board=self.service.board,
             )
         self._connected_once = False
+        self._backoff_scale = backoff_scale
+        self._stopping = threading.Event()
+        self._starter: threading.Thread | None = None
+        # Set when the bridge must end on its own: EXIT_AUTH when a first sign-in retried in the
+        # background is refused (the same verdict as at start-up, §2).
+        self.fatal_exit: int | None = None
 
     # -- callbacks ---------------------------------------------------------------------------
 
@@ -200,9 +207,35 @@ class Bridge:
         if self.http is not None:
             self.http.start()
             log.info("http.listening url=%s", self.http.url)
-        self.client.start()
+        try:
+            self.client.start()
+        except AuthRejected:
+            raise
+        except (CwaError, CwaProtocolError) as exc:
+            # A service that runs for years must not depend on CWA being up when it boots:
+            # bridge MQTT now (bridge/cwa stays offline) and keep signing in with back-off.
+            log.warning("cwa.unreachable_at_start error=%s; retrying in the background", exc)
+            self._starter = threading.Thread(target=self._start_cwa_later, name="cwa-start", daemon=True)
+            self._starter.start()
         self.service.start()
         self.publisher.start()
+
+    def _start_cwa_later(self) -> None:
+        """Retry the first sign-in with capped, jittered back-off until it works or is refused."""
+        delay, cap = 1.0 * self._backoff_scale, 60.0 * self._backoff_scale
+        while not self._stopping.wait(random.uniform(0.5 * delay, delay)):  # noqa: S311 - jitter
+            try:
+                self.client.start()
+            except AuthRejected as exc:
+                log.error("cwa.credentials_rejected %s", exc)
+                self.fatal_exit = EXIT_AUTH
+                return
+            except (CwaError, CwaProtocolError) as exc:
+                log.warning("cwa.start_retry_failed error=%s", exc)
+                delay = min(cap, delay * 2)
+            else:
+                log.info("cwa.started_after_retry")
+                return
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -215,6 +248,7 @@ class Bridge:
     def stop(self) -> None:
         """The clean stop of §7.8: offline retained, terminateSession, disconnect."""
         self.notifier.stopping()
+        self._stopping.set()
         self.service.stop()
         final = self.service.final_messages()
         for topic, payload in final:
@@ -296,7 +330,7 @@ def run(settings: Settings) -> int:
             bridge.stop()
             return EXIT_AUTH
         ready = False
-        while not stop.wait(0.2):
+        while not stop.wait(0.2) and bridge.fatal_exit is None:
             if not ready and bridge.publisher.connected and bridge.client.state == "online":
                 ready = True
                 bridge.notifier.ready("bridging")
@@ -304,6 +338,6 @@ def run(settings: Settings) -> int:
         log.info("bridge.stopping")
         bridge.stop()
         log.info("bridge.stopped")
-        return EXIT_OK
+        return bridge.fatal_exit if bridge.fatal_exit is not None else EXIT_OK
     finally:
         restore()

@@ -196,3 +196,15 @@ def test_long_poll_server_and_quiet_observer(
     polls = [r for r in sim.recordings if r.channel == "data"]
     assert polls
     assert all(r.ua == "false" for r in polls)
+
+
+def test_cwa_unreachable_at_start_is_retried_while_mqtt_is_bridged(
+    sim: Simulator, mosquitto: Broker, mqtt_probe: MqttProbe, base_topic: str, make_bridge: Callable[..., Bridge]
+) -> None:
+    mqtt_probe.subscribe(f"{base_topic}/#")
+    sim.faults.http_503(4, channel="logon")  # the first sign-ins meet a server that is not there yet
+    make_bridge(sim, mosquitto.url, base_topic)  # returns once really bridging
+    assert mqtt_probe.messages(f"{base_topic}/bridge/cwa")[0] == b"offline"
+    mqtt_probe.wait_for(f"{base_topic}/bridge/cwa", lambda p: p == b"online")
+    mqtt_probe.wait_for(f"{base_topic}/bob", lambda p: matches_truth(p, sim, BOB.uri))
+    assert len([r for r in sim.recordings if r.channel == "logon"]) == 5
