@@ -73,7 +73,6 @@ class Bridge:
         self.notifier = Notifier()
         self._watchdog_every = (self.notifier.watchdog_interval() or 0.0) / 2
         self._last_watchdog = 0.0
-        self._last_gauges = 0.0
         cwa = settings.cwa
         if cwa.auth == "iwa" and not iwa_available():  # fail at start-up, not at the first sign-in
             raise ConfigError([IWA_MISSING])
@@ -134,6 +133,7 @@ class Bridge:
             clock=clock if clock is not None else _utc_now,
             heartbeat=self._heartbeat,
         )
+        self.metrics.gauges_from(self._gauges)  # read at scrape time: never stale
         self.publisher = MqttPublisher(
             MqttSettings.from_url(
                 mqtt.url,
@@ -191,14 +191,11 @@ class Bridge:
         if self._watchdog_every and now - self._last_watchdog >= self._watchdog_every:
             self._last_watchdog = now
             self.notifier.watchdog()
-        # Called after every input the service handles: counting the entries is O(users), so the
-        # gauges are refreshed at most once per second.
-        if now - self._last_gauges < 1.0:
-            return
-        self._last_gauges = now
+
+    def _gauges(self) -> tuple[int, bool, bool]:
         snap = self.service.snapshot
         watched = sum(1 for e in snap.entries if e[0] != "self")
-        self.metrics.set_gauges(watched, snap.session == "online", self.publisher.connected)
+        return watched, snap.session == "online", self.publisher.connected
 
     # -- lifecycle ---------------------------------------------------------------------------
 

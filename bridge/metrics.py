@@ -13,6 +13,7 @@ server-side string must not be able to grow the exposition without bound.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -98,6 +99,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._gauge_source: Callable[[], tuple[int, bool, bool]] | None = None
         registry = self.registry
         # CPU, memory, open fds and start time of this process: the usual first look when a
         # long-running bridge misbehaves. Registered on the private registry (no global state).
@@ -209,7 +211,13 @@ class Metrics:
         self._cwa_online.set(1 if cwa_online else 0)
         self._mqtt_connected.set(1 if mqtt_connected else 0)
 
+    def gauges_from(self, source: Callable[[], tuple[int, bool, bool]]) -> None:
+        """Read the gauges from ``source`` at every scrape, so they are never stale."""
+        self._gauge_source = source
+
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition and its content type; OpenMetrics when ``accept`` asks for it."""
+        if self._gauge_source is not None:
+            self.set_gauges(*self._gauge_source())
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
