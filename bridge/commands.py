@@ -8,6 +8,7 @@ caller can always match the answer.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from bridge.presence import SETTABLE_STATUSES, Status
 
 _SETTABLE = ", ".join(s.value for s in SETTABLE_STATUSES)
 _SELF_SET_KEYS = frozenset({"status", "note", "transaction"})
+# Characters XML 1.0 cannot carry (C0 controls other than tab/LF/CR, lone surrogates, U+FFFE/U+FFFF).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +80,10 @@ def _note(value: object, max_length: int) -> str | Rejected:
         return ""
     if not isinstance(value, str):
         return Rejected("note must be a string (empty clears the note)")
-    if "\x00" in value:
-        return Rejected("note must not contain NUL characters")
+    bad = _NOT_XML_CHAR.search(value)
+    if bad is not None:
+        # CWA carries notes in XML 1.0, which cannot hold these: refuse rather than send another note.
+        return Rejected(f"note must not contain the control character U+{ord(bad.group()):04X}")
     if len(value) > max_length:
         return Rejected(f"note is {len(value)} characters long; at most {max_length} are allowed")
     return value

@@ -61,7 +61,9 @@ def test_valid_self_set(payload: bytes, expected: SelfSet) -> None:
             "status must be a string, one of: available, busy, do_not_disturb, be_right_back, away, offline",
         ),
         (b'{"note": 5}', "note must be a string (empty clears the note)"),
-        (b'{"note": "a\\u0000b"}', "note must not contain NUL characters"),
+        (b'{"note": "a\\u0000b"}', "note must not contain the control character U+0000"),
+        (b'{"note": "bell\\u0007"}', "note must not contain the control character U+0007"),
+        (b'{"note": "\\ud800"}', "note must not contain the control character U+D800"),
         (b'{"colour": "red", "status": "busy"}', "unknown keys: colour; allowed: status, note, transaction"),
     ],
 )

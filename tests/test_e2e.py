@@ -199,7 +199,11 @@ def test_long_poll_server_and_quiet_observer(
 
 
 def test_cwa_unreachable_at_start_is_retried_while_mqtt_is_bridged(
-    sim: Simulator, mosquitto: Broker, mqtt_probe: MqttProbe, base_topic: str, make_bridge: Callable[..., Bridge]
+    sim: Simulator,
+    mosquitto: Broker,
+    mqtt_probe: MqttProbe,
+    base_topic: str,
+    make_bridge: Callable[..., Bridge],
 ) -> None:
     mqtt_probe.subscribe(f"{base_topic}/#")
     sim.faults.http_503(4, channel="logon")  # the first sign-ins meet a server that is not there yet
