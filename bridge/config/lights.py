@@ -1,0 +1,156 @@
+"""``lights[]``: the status lights a user configures (interface.md §8) and their schedules.
+
+Validated here; `bridge.lights.spec` converts these models into the light package's own types.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator
+
+from bridge.config.errors import Problems
+from bridge.config.parsers import DAY_NAMES, ID_PATTERN, check_topic, parse_color, parse_days, parse_hhmm
+from bridge.config.sections import SectionModel
+from bridge.presence import ALL_STATUSES, Status, normalize_activity
+
+PAYLOAD_PLACEHOLDERS = ("{hex}", "{HEX}", "{r}", "{g}", "{b}", "{status}", "{activity}")
+
+
+class ScheduleConfig(SectionModel):
+    """``lights[].schedule`` — when the light may be on; outside the window it is off."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    days: frozenset[int] = Field(
+        frozenset(range(7)),
+        description="daily, mon-fri, mon-sun or a list like sat,sun (0 = Monday once parsed). "
+        "A window crossing midnight belongs to the day it starts.",
+    )
+    start: time = Field(time(0), alias="from", description='Start, "HH:MM", inclusive.')
+    end: time = Field(time(0), alias="to", description='End, "HH:MM", exclusive; from == to means all day.')
+    timezone: ZoneInfo | None = Field(None, description="IANA name, e.g. Europe/Berlin; default: local.")
+
+    _days = field_validator("days", mode="before")(parse_days)
+    _times = field_validator("start", "end", mode="before")(parse_hhmm)
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _tz(cls, value: Any) -> Any:
+        if value is None or isinstance(value, ZoneInfo) or value == "":
+            return value or None
+        try:
+            return ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Berlin)") from None
+
+    @field_serializer("days")
+    def _days_out(self, days: frozenset[int]) -> str:
+        return "daily" if len(days) == 7 else ",".join(DAY_NAMES[d] for d in sorted(days))
+
+    @field_serializer("start", "end")
+    def _time_out(self, moment: time) -> str:
+        return moment.strftime("%H:%M")
+
+    @field_serializer("timezone")
+    def _tz_out(self, zone: ZoneInfo | None) -> str | None:
+        return None if zone is None else zone.key
+
+
+class LightConfig(SectionModel):
+    """``lights[]`` — a status light driven over MQTT (interface.md §8)."""
+
+    name: str = Field(description="Light name, [a-z0-9_-]+, unique.", pattern=r"^[a-z0-9_-]+$")
+    watch: tuple[str, ...] = Field(
+        description='Watch ids (or "self") whose busiest status decides the colour; ties: first listed.'
+    )
+    preset: Literal["wled", "tasmota", "esphome", "raw"] = Field(description="wled | tasmota | esphome | raw")
+    device: str | None = Field(None, description="WLED/Tasmota topic or ESPHome light name.")
+    topic: str | None = Field(None, description="raw only: topic of the colour command.")
+    payload: str | None = Field(
+        None, description="raw only: payload template with " + ", ".join(PAYLOAD_PLACEHOLDERS) + "."
+    )
+    off_topic: str | None = Field(None, description="raw only: topic for off (default: topic).")
+    off_payload: str | None = Field(None, description="raw only: off payload (default: payload, #000000).")
+    colors: dict[Status, str] = Field(default_factory=dict, description="Status → #RRGGBB overrides.")
+    activity_colors: dict[str, str] = Field(
+        default_factory=dict, description="Activity token → #RRGGBB; wins over the status colour."
+    )
+    schedule: ScheduleConfig | None = Field(None, description="When the light may be on.")
+    retain: bool = Field(False, description="Publish light commands retained.")
+
+    @field_validator("watch", mode="before")
+    @classmethod
+    def _watch(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        ids = [str(i).strip() for i in items]
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for n, wid in enumerate(ids):
+            if not ID_PATTERN.fullmatch(wid):
+                problems.append(((n,), f"{wid!r} is not a valid id"))
+            elif wid in ids[:n]:
+                problems.append(((n,), f"{wid!r} is listed twice"))
+        if not ids:
+            problems.append(((), "must list at least one id"))
+        if problems:
+            raise Problems(problems)
+        return tuple(ids)
+
+    @field_validator("colors", mode="before")
+    @classmethod
+    def _colors(cls, value: Any) -> Any:
+        bad = f"not a status (one of: {', '.join(ALL_STATUSES)})"
+        return _color_map(value, lambda k: k if k in ALL_STATUSES else None, bad)
+
+    @field_validator("activity_colors", mode="before")
+    @classmethod
+    def _activity_colors(cls, value: Any) -> Any:
+        return _color_map(value, normalize_activity, "not an activity token")
+
+    @field_validator("device", "topic", "off_topic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        return None if value is None else check_topic(value)
+
+    @model_validator(mode="after")
+    def _preset(self) -> LightConfig:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.preset == "raw":
+            missing = [key for key in ("topic", "payload") if getattr(self, key) is None]
+            problems += [((key,), "required for preset raw") for key in missing]
+            if self.device is not None:
+                problems.append((("device",), "not used by preset raw (set topic and payload)"))
+        else:
+            if self.device is None:
+                problems.append((("device",), f"required for preset {self.preset}"))
+            for key in ("topic", "payload", "off_topic", "off_payload"):
+                if getattr(self, key) is not None:
+                    problems.append(((key,), f"only for preset raw, not {self.preset}"))
+        if problems:
+            raise Problems(problems)
+        return self
+
+
+def _color_map(value: Any, key_of: Any, bad_key: str) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of name: #RRGGBB")  # noqa: TRY004  # pydantic wants ValueError
+    out: dict[str, str] = {}
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for raw_key, colour in value.items():
+        key = key_of(str(raw_key))
+        if key is None:
+            problems.append(((str(raw_key),), bad_key))
+            continue
+        try:
+            out[key] = parse_color(colour)
+        except ValueError as exc:
+            problems.append(((str(raw_key),), str(exc)))
+    if problems:
+        raise Problems(problems)
+    return out
