@@ -8,6 +8,7 @@ fix lands on both sides at once.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -70,10 +71,16 @@ def status_for(availability: int | None) -> tuple[Status, bool]:
     """
     if availability is None:
         return Status.UNKNOWN, False
-    for lower, status, idle in _BANDS:
-        if availability >= lower:
-            return status, idle
-    return Status.OFFLINE, False
+    # One C-level binary search instead of a Python loop over the bands (codec hot path, issue 8).
+    return _BAND_RESULTS[bisect_right(_BAND_LOWERS, availability)]
+
+
+# `_BANDS` lowest first, for `bisect_right`: index i = "i bounds are <= availability".
+_BAND_LOWERS: tuple[int, ...] = tuple(lower for lower, _, _ in reversed(_BANDS))
+_BAND_RESULTS: tuple[tuple[Status, bool], ...] = (
+    (Status.OFFLINE, False),  # below the lowest bound
+    *((status, idle) for _, status, idle in reversed(_BANDS)),
+)
 
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -88,9 +95,25 @@ def normalize_activity(token: str | None) -> str | None:
     """
     if token is None:
         return None
+    # Memoised: every presence update normalises its token, and two regex passes cost ~5 µs while
+    # the set of tokens a server sends is small. Bounded (and long tokens skipped) so that a hostile
+    # server cannot grow it without limit.
+    try:
+        return _ACTIVITY_MEMO[token]
+    except KeyError:
+        pass
     words = _CAMEL_BOUNDARY.sub("_", token.strip()).lower()
-    snake = _NON_WORD.sub("_", words).strip("_")
-    return snake or None
+    snake = _NON_WORD.sub("_", words).strip("_") or None
+    if len(token) <= _ACTIVITY_MEMO_CHARS:
+        if len(_ACTIVITY_MEMO) >= _ACTIVITY_MEMO_MAX:
+            _ACTIVITY_MEMO.clear()
+        _ACTIVITY_MEMO[token] = snake
+    return snake
+
+
+_ACTIVITY_MEMO: dict[str, str | None] = {}
+_ACTIVITY_MEMO_MAX = 1024
+_ACTIVITY_MEMO_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,20 +133,28 @@ def select_note(notes: Iterable[Note]) -> tuple[str | None, str | None]:
 
     A body without text means "no note". Unknown body types count as personal: a person typed them.
     """
+    note, note_type, _ = _read_notes(notes)
+    return note, note_type
+
+
+def _read_notes(notes: Iterable[Note]) -> tuple[str | None, str | None, bool]:
+    """`select_note` plus "is there an OOF note with text", in one pass (the `observe` hot path)."""
     personal: str | None = None
     oof: str | None = None
     for note in notes:
-        if not note.text.strip():
+        text = note.text
+        if not text.strip():
             continue
-        if note.is_oof:
-            oof = oof if oof is not None else note.text
+        if note.kind.strip().lower() == "oof":  # `Note.is_oof`, inlined
+            if oof is None:
+                oof = text
         elif personal is None:
-            personal = note.text
+            personal = text
     if personal is not None:
-        return personal, "personal"
+        return personal, "personal", oof is not None
     if oof is not None:
-        return oof, "out_of_office"
-    return None, None
+        return oof, "out_of_office", True
+    return None, None, False
 
 
 # The fields whose change moves `last_change` (interface.md §4: "status/activity/note").
@@ -178,21 +209,19 @@ class Presence:
         """
         status, idle = status_for(availability)
         token = normalize_activity(activity)
-        note_list = list(notes)
-        note, note_type = select_note(note_list)
-        oof_note = any(n.is_oof and n.text.strip() for n in note_list)
-        out_of_office = oof_notes or token == OOF_ACTIVITY or oof_note
+        note, note_type, oof_note = _read_notes(notes)
+        # Positional: a frozen dataclass's keyword call is measurably slower (codec hot path, issue 8).
         return cls(
-            uri=uri,
-            name=name,
-            status=status,
-            idle=idle,
-            activity=token,
-            availability=availability,
-            note=note,
-            note_type=note_type,
-            out_of_office=out_of_office,
-            last_change=None,
+            uri,
+            name,
+            status,
+            idle,
+            token,
+            availability,
+            note,
+            note_type,
+            oof_notes or token == OOF_ACTIVITY or oof_note,
+            None,
         )
 
     def differs_from(self, other: Presence | None) -> bool:

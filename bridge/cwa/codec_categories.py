@@ -6,10 +6,11 @@ schema namespaces and payloads with no namespace at all read the same (§8.12, �
 
 from __future__ import annotations
 
+from itertools import chain
+
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from bridge.cwa.codec_common import (
-    NAMES,
     NOTE_INSTANCE_MASK,
     NS_CONTACTCARD,
     NS_NOTE,
@@ -42,7 +43,10 @@ _XSI_TYPE = f"{{{NS_XSI}}}type"
 # Hot path: every userPresence snapshot carries every visible category of every user, and CWA resends
 # unchanged categories verbatim (§5.3). Reading therefore collects the raw strings of a category into
 # a tuple first and builds the (immutable) `Category` only for a tuple it has not seen recently: the
-# element walk is unavoidable, but most allocations are not.
+# element walk is unavoidable, but most allocations are not. The key holds every string the content
+# is made of: keying on (name, instance, version, publishTime) alone would be cheaper, but a server
+# that reuses a version for new content (the simulator's contactCard keeps version 1 when the name
+# changes; a restarted server counts from 1 again) would then be shown stale data (bench/NOTES.md).
 
 _CACHE: dict[tuple[object, ...], Category] = {}
 _CACHE_MAX = 2048
@@ -70,12 +74,55 @@ _DATA_ELEMENTS = "cwaCategory state availability activity custom note body conta
 _TAGS = tuple("{*}" + n for n in _DATA_ELEMENTS.split())
 _TAGS_WITH_USERS = ("{*}user", *_TAGS)
 
+# The walk dispatches on small integers: one dict lookup by the full tag string lxml hands out
+# (`_CODES`, filled on first sight, bounded like `NAMES`) instead of slicing and comparing names.
+_USER, _CAT, _STATE, _AVAIL, _ACTIVITY, _CUSTOM, _NOTE, _BODY, _CARD, _DISPLAY, _EMAIL = range(11)
+_NO_PAYLOAD = -1  # the open category is unreadable (or none is open): skip its elements
+_OTHER = 99  # not one of ours (cannot pass the filter; if it did, it would be ignored)
+_CODE_OF_NAME = {name: code for code, name in enumerate(("user", *_DATA_ELEMENTS.split()))}
+_PAYLOAD_CODE = {key: _CODE_OF_NAME[name] for key, name in _PAYLOADS.items()}
+_CODES: dict[str, int] = {}
+_CODES_MAX = 2048
+_END = (None,)
+_HEAD = ["name", "instance", "version", "publishTime"]  # `keys()` of a complete cwaCategory (§5.3)
+_NAME_ONLY = ["name"]  # an empty category: nothing visible (§5.3)
 
-def _content(raw: tuple[object, ...] | None) -> CategoryContent | None:
-    if raw is None:
+
+def _code(tag: str) -> int:
+    """The code of an element the `iter` filter let through (so its local name is one of ours)."""
+    code = _CODE_OF_NAME.get(name_of(tag), _OTHER)
+    if len(tag) <= 200:  # a hostile body must not be able to park megabytes of tags here
+        if len(_CODES) >= _CODES_MAX:
+            _CODES.clear()
+        _CODES[tag] = code
+    return code
+
+
+def _category(key: tuple[object, ...]) -> Category:
+    """Build (and cache) the `Category` for ``(name, instance, version, publishTime[, kind, raw…])``.
+
+    Callers look in `_CACHE` first: the hit is the common case and worth saving a call for.
+    """
+    name, instance, version, publish_time = key[:4]
+    category = Category(
+        name=name,  # type: ignore[arg-type]  # the key's layout is built by `read_categories`
+        instance=to_int(instance),  # type: ignore[arg-type]
+        version=to_int(version),  # type: ignore[arg-type]
+        publish_time=publish_time,  # type: ignore[arg-type]
+        content=_content(key[4:]),
+    )
+    if _weight(key) <= _CACHE_ENTRY_CHARS:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = category
+    return category
+
+
+def _content(raw: tuple[object, ...]) -> CategoryContent | None:
+    if not raw:
         return None
     kind = raw[0]
-    if kind == "state":
+    if kind == _STATE:
         _, state_type, availability, token, custom, manual = raw
         custom_text = custom.strip() if isinstance(custom, str) else ""
         return StateContent(
@@ -85,7 +132,7 @@ def _content(raw: tuple[object, ...] | None) -> CategoryContent | None:
             activity_custom=custom_text or None,
             manual=to_bool(manual if isinstance(manual, str) else None, False),
         )
-    if kind == "note":
+    if kind == _NOTE:
         _, bodies, value = raw
         assert isinstance(bodies, tuple)  # noqa: S101 - built below
         notes = tuple(Note(body_type or "personal", text or "") for body_type, text in bodies)
@@ -99,30 +146,6 @@ def _content(raw: tuple[object, ...] | None) -> CategoryContent | None:
     )
 
 
-def _category(
-    name: str,
-    instance: str | None,
-    version: str | None,
-    publish_time: str | None,
-    raw: tuple[object, ...] | None,
-) -> Category:
-    key = (name, instance, version, publish_time, raw)
-    category = _CACHE.get(key)
-    if category is None:
-        category = Category(
-            name=name,
-            instance=to_int(instance),
-            version=to_int(version),
-            publish_time=publish_time,
-            content=_content(raw),
-        )
-        if _weight(key) <= _CACHE_ENTRY_CHARS:
-            if len(_CACHE) >= _CACHE_MAX:
-                _CACHE.clear()
-            _CACHE[key] = category
-    return category
-
-
 def read_categories(
     container: Element, *, users: bool = False
 ) -> list[tuple[Element | None, list[Category]]]:
@@ -131,85 +154,120 @@ def read_categories(
     With ``users=False`` (selfPresence, publishSelfPresence) there is one group with owner ``None``.
     One C-filtered pass (`iter` with ``{*}`` wildcards, so any namespace or none) visits only the
     elements that carry data; everything else (calendarData, services…) is never touched from Python.
+
+    Inside a readable category only elements after its payload (a direct child named for the
+    category) count, the first ``availability``/``activity``/``displayName``/``email`` wins, and
+    ``custom`` counts only as a direct child of that ``activity``.
     """
-    names = NAMES
+    codes = _CODES
+    cache = _CACHE
     groups: list[tuple[Element | None, list[Category]]] = []
     owner: Element | None = None
     cats: list[Category] = []
     cat_el: Element | None = None  # the open cwaCategory
-    payload: Element | None = None  # its payload element, once seen
-    want = ""  # the payload local name the open category can have ("" = unreadable)
-    c_name = ""
-    c_inst = c_ver = c_time = None
+    c_name: str = ""  # its name, instance, version and publishTime
+    c_inst: str | None = None
+    c_ver: str | None = None
+    c_time: str | None = None
+    want = _NO_PAYLOAD  # the code of the payload the open category can have
+    payload: Element | None = None  # that payload, once seen
     raw_a: str | None = None  # state: availability / card: displayName
     raw_b: str | None = None  # state: activity token / card: email
     raw_c: str | None = None  # state: activity custom text
     activity: Element | None = None
     bodies: list[tuple[str | None, str | None]] = []
+    key: tuple[object, ...]
 
-    def close() -> None:
-        raw: tuple[object, ...] | None = None
-        if payload is not None:
-            if want == "state":
-                raw = ("state", _state_type(payload), raw_a, raw_b, raw_c, payload.get("manual"))
-            elif want == "note":
-                raw = ("note", tuple(bodies), None if bodies else payload.get("value"))
+    # `None` at the end closes the last category; the close code exists once (it is hot, not a call).
+    for el in chain(container.iter(*(_TAGS_WITH_USERS if users else _TAGS)), _END):
+        if el is None:
+            code = _USER
+        else:
+            tag = el.tag
+            known = codes.get(tag)
+            code = _code(tag) if known is None else known
+        if code <= _CAT:  # user, cwaCategory or the end: the open category (if any) is complete
+            if cat_el is not None:
+                if payload is None:
+                    key = (c_name, c_inst, c_ver, c_time)
+                elif want == _STATE:
+                    key = (
+                        c_name,
+                        c_inst,
+                        c_ver,
+                        c_time,
+                        _STATE,
+                        _state_type(payload),
+                        raw_a,
+                        raw_b,
+                        raw_c,
+                        payload.get("manual"),
+                    )
+                elif want == _NOTE:
+                    key = (
+                        c_name,
+                        c_inst,
+                        c_ver,
+                        c_time,
+                        _NOTE,
+                        tuple(bodies),
+                        None if bodies else payload.get("value"),
+                    )
+                else:
+                    key = (c_name, c_inst, c_ver, c_time, _CARD, raw_a, raw_b)
+                category = cache.get(key)
+                cats.append(_category(key) if category is None else category)
+            if code == _CAT:
+                # Each lxml `get` costs about as much as walking to the element; the attribute layouts
+                # CWA (and the simulator) send are read with two calls instead of four or five.
+                layout = el.keys()
+                if layout == _HEAD:
+                    c_name, c_inst, c_ver, c_time = el.values()
+                elif layout == _NAME_ONLY:
+                    c_name, c_inst, c_ver, c_time = el.get("name"), None, None, None
+                else:
+                    get = el.get
+                    c_name = get("name") or attr(el, "name") or ""
+                    c_inst = get("instance")
+                    if c_inst is None:
+                        c_inst = get("instanceMask")  # §8.15
+                    c_ver = get("version")
+                    c_time = get("publishTime")
+                want = _PAYLOAD_CODE.get(c_name.lower(), _NO_PAYLOAD)
+                if want == _NOTE:
+                    c_name = "note"
+                cat_el = el
+                payload = activity = raw_a = raw_b = raw_c = None
+                if bodies:
+                    bodies = []
             else:
-                raw = ("contactCard", raw_a, raw_b)
-        cats.append(_category(c_name, c_inst, c_ver, c_time, raw))
-
-    for el in container.iter(*(_TAGS_WITH_USERS if users else _TAGS)):
-        tag = el.tag
-        name = names.get(tag) or name_of(tag)
-        if name == "cwaCategory":
-            if cat_el is not None:
-                close()
-            cat_el, payload, activity = el, None, None
-            raw_a = raw_b = raw_c = None
-            bodies = []
-            get = el.get
-            c_name = get("name") or attr(el, "name") or ""
-            c_inst = get("instance")
-            if c_inst is None:
-                c_inst = get("instanceMask")  # §8.15
-            c_ver, c_time = get("version"), get("publishTime")
-            want = _PAYLOADS.get(c_name.lower(), "")
-            if want == "note":
-                c_name = "note"
-        elif name == "user":
-            if cat_el is not None:
-                close()
-                cat_el = None
-            if owner is not None or cats:
-                groups.append((owner, cats))
-            owner, cats = el, []
-        elif cat_el is None or not want:
+                cat_el, want = None, _NO_PAYLOAD
+                if owner is not None or cats:
+                    groups.append((owner, cats))
+                owner, cats = el, []
+        elif want == _NO_PAYLOAD:
             continue
         elif payload is None:
-            if name == want and el.getparent() is cat_el:
+            if code == want and el.getparent() is cat_el:
                 payload = el
-        elif name == "availability":
-            if raw_a is None and want == "state":
-                raw_a = el.text or ""
-        elif name == "activity":
-            if activity is None and want == "state":
-                activity = el
-                raw_b = el.get("token")
-        elif name == "custom":
-            if raw_c is None and activity is not None and el.getparent() is activity:
+        elif want == _STATE:
+            if code == _AVAIL:
+                if raw_a is None:
+                    raw_a = el.text or ""
+            elif code == _ACTIVITY:
+                if activity is None:
+                    activity = el
+                    raw_b = el.get("token")
+            elif code == _CUSTOM and raw_c is None and activity is not None and el.getparent() is activity:
                 raw_c = el.text or ""
-        elif name == "body":
-            if want == "note":
+        elif want == _NOTE:
+            if code == _BODY:
                 bodies.append((el.get("type"), el.text))
-        elif name == "displayName":
-            if raw_a is None and want == "contactCard":
+        elif code == _DISPLAY:
+            if raw_a is None:
                 raw_a = el.text or ""
-        elif name == "email" and raw_b is None and want == "contactCard":
+        elif code == _EMAIL and raw_b is None:
             raw_b = el.text or ""
-    if cat_el is not None:
-        close()
-    if owner is not None or cats:
-        groups.append((owner, cats))
     return groups
 
 

@@ -84,7 +84,9 @@ def parse(body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         raise CwaProtocolError(f"body of {len(data)} bytes exceeds the limit of {max_bytes}", excerpt(data))
     if not data or data.isspace():
         raise CwaProtocolError("empty body")
-    if _DTD_MARKERS.search(data) is not None:
+    # `b"!" in data` is a memchr, several times cheaper than the case-insensitive regex on a body
+    # without any "!" (most event bodies): no "!", no "<!DOCTYPE"/"<!ENTITY" in these bytes.
+    if b"!" in data and _DTD_MARKERS.search(data) is not None:
         raise CwaProtocolError("DTDs and entity declarations are not allowed", excerpt(data))
     try:
         root = etree.fromstring(data, _PARSER)
