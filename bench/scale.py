@@ -7,7 +7,7 @@ of the users changing per minute, and over a window with no change at all. The b
 CPU figures is one core; the baseline of the sync time is the same users' presence held by the
 simulator (no other figure can be had in the same run).
 
-    .venv/bin/python -m bench.scale [--quick] [--window 20]
+    .venv/bin/python -m bench.scale [--quick] [--window 20] [--users 10000]
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ def cpu_window(proc: psutil.Process, seconds: float, work: threading.Thread | No
     after = proc.cpu_times()
     used = (after.user - before.user) + (after.system - before.system)
     return 100 * used / (time.monotonic() - start)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the process's resident high-water mark (what the start-up burst cost at its peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return float("nan")
 
 
 def one(users: int, window: float, broker: str, tmp: Path) -> dict[str, float]:
@@ -74,6 +82,7 @@ def one(users: int, window: float, broker: str, tmp: Path) -> dict[str, float]:
             busy = cpu_window(proc, window, threading.Thread(target=change))
             idle = cpu_window(proc, window)
             rss_after = proc.memory_info().rss / 1e6
+            hwm_mb = peak_rss_mb(process.pid)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -84,15 +93,16 @@ def one(users: int, window: float, broker: str, tmp: Path) -> dict[str, float]:
     return {
         "sync_s": sync_s,
         "rss_mb": max(rss_mb, rss_after),
+        "hwm_mb": hwm_mb,
         "busy": busy,
         "idle": idle,
         "changes": changes,
     }
 
 
-def run(quick: bool = False, window: float = 20.0) -> Report:
+def run(quick: bool = False, window: float = 20.0, only: int = 0) -> Report:
     report = Report("scale")
-    sizes = (1_000,) if quick else (1_000, 10_000)
+    sizes = (only,) if only else (1_000,) if quick else (1_000, 10_000)
     window = min(window, 8.0) if quick else window
     with tempfile.TemporaryDirectory() as tmp, mosquitto() as broker:
         for users in sizes:
@@ -108,7 +118,7 @@ def run(quick: bool = False, window: float = 20.0) -> Report:
             )
             report.add(
                 f"scale {users:,} users: resident memory (max of after sync / after windows)",
-                f"{r['rss_mb']:.0f} MB",
+                f"{r['rss_mb']:.0f} MB (peak VmHWM {r['hwm_mb']:.0f} MB)",
                 "",
                 "",
                 f"≤ {t_rss:.0f} MB" if t_rss else "",
@@ -138,8 +148,8 @@ def run(quick: bool = False, window: float = 20.0) -> Report:
 
 
 def main() -> None:
-    args = cli(__doc__ or "", window=20.0)
-    report = run(args.quick, args.window)
+    args = cli(__doc__ or "", window=20.0, users=0)
+    report = run(args.quick, args.window, args.users)
     report.print()
     report.save(args.json)
 

@@ -77,6 +77,10 @@ log = logging.getLogger("bridge.cwa.client")
 TICKET_HEADER = "CWA-Ticket"
 LOGON_PATHS = {"forms": "/forms/logon.html", "iwa": "/iwa/logon.html"}  # §2.2
 SUBSCRIBE_BATCH = 100  # interface.md §7.2
+# URIs subscribed per data-channel answer: the presence of every new subscription comes back in the
+# next answer (§3.6, §4.5), so subscribing 10,000 at once made one ~9.5 MB body whose parse set the
+# memory high-water mark (bench/RESULTS.md). One slice per poll keeps each answer ~1 MB.
+SUBSCRIBE_PER_POLL = 1000
 MIN_POLL_READ_TIMEOUT_S = 90.0  # a held long poll must not look like a failure (§4.4)
 SESSION_NOT_FOUND = 18100
 REQUEST_THROTTLED = 18101
@@ -103,6 +107,7 @@ class CwaClientSettings:
     command_timeout_s: float = 15.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
+    subscribe_per_poll: int = SUBSCRIBE_PER_POLL
 
 
 class _Waiter:
@@ -158,6 +163,12 @@ class CwaClient:
         self._watched: tuple[str, ...] = ()
         self._subscribed: set[str] = set()
         self._pending_subs: dict[str, tuple[str, ...]] = {}
+        self._backlog: list[str] = []  # to subscribe, a slice per data-channel answer (`_subscribe`)
+        self._sub_budget = settings.subscribe_per_poll
+        # Paced slices begun / fully sent: an answer refills the budget only when its GET went out
+        # after every slice was sent (else a slice's presence may still be on its way).
+        self._slices_begun = 0
+        self._slices_sent = 0
         self._unwatchable: set[str] = set()
         self._retry: dict[str, tuple[int, float]] = {}  # uri -> (attempt, due)
         self._contacts: dict[str, str | None] = {}
@@ -243,9 +254,11 @@ class CwaClient:
         """Replace the watch set; subscribes the URIs this session has not subscribed yet."""
         with self._lock:
             self._watched = tuple(dict.fromkeys(u for u in uris if u))
+            targets = set(self._targets())
             for uri in list(self._retry):
-                if uri not in self._targets():
+                if uri not in targets:
                     del self._retry[uri]
+            self._backlog = [u for u in self._backlog if u in targets]
             if self._session.sid is None:
                 return  # subscribed when the session starts
             new = [u for u in self._watched if u not in self._subscribed]
@@ -429,6 +442,8 @@ class CwaClient:
             self._s.timeout_s, read=max(MIN_POLL_READ_TIMEOUT_S, self._s.poll_read_timeout_s)
         )
         params = {"Sid": action.sid, "AckId": str(action.ack_id), "UA": "false"}  # UA=false: §7.1
+        with self._lock:
+            settled = self._slices_sent if self._slices_begun == self._slices_sent else None
         started = self._clock()
         try:
             response, data = self._exchange("GET", self._s.data_path, None, timeout, "data", params=params)
@@ -448,6 +463,8 @@ class CwaClient:
                 return
             fresh = self._session.events_received(batch)
             self._protocol_errors = 0
+            if settled == self._slices_begun:  # the last slice's presence is in this answer
+                self._sub_budget = self._s.subscribe_per_poll
             if self._session.epoch != epoch:
                 log.warning("cwa.session.lost reason=server_restart ack_id_went_back=%s", batch.ack_id)
                 self._count("server_restart")
@@ -481,8 +498,8 @@ class CwaClient:
                     resubscribe += self._apply_contacts(event)
                 # IM invitations and every other event are ignored without error (§7.1).
         self._flush()
-        self._subscribe(resubscribe)
-        self._subscribe(singles, batch=1)
+        self._subscribe(resubscribe)  # also the next slice of the backlog
+        self._subscribe(singles, batch=1, paced=False)  # counted with their batch already
 
     def _resolve(self, event: RequestSucceededEvent | RequestFailedEvent) -> list[str]:
         """Match an asynchronous result to its rid; returns URIs to subscribe one by one."""
@@ -580,13 +597,33 @@ class CwaClient:
 
     # ------------------------------------------------------------------ commands
 
-    def _subscribe(self, uris: Sequence[str], batch: int = SUBSCRIBE_BATCH) -> None:
-        """subscribePresence in batches of at most 100 (interface.md §7.2)."""
+    def _subscribe(self, uris: Sequence[str], batch: int = SUBSCRIBE_BATCH, *, paced: bool = True) -> None:
+        """subscribePresence in batches of at most 100 (interface.md §7.2).
+
+        Paced: at most ``subscribe_per_poll`` URIs between two data-channel answers; the rest waits
+        in ``_backlog`` (oldest first) and goes out after the next answer, so no answer carries
+        the presence of more than one slice.
+        """
         with self._lock:
             if self._session.sid is None:
                 return
-            todo = [u for u in dict.fromkeys(uris) if u not in self._subscribed]
+            wanted = (*self._backlog, *uris) if paced else uris
+            todo = [u for u in dict.fromkeys(wanted) if u not in self._subscribed]
+            if paced:
+                take = max(0, self._sub_budget)
+                todo, self._backlog = todo[:take], todo[take:]
+                self._sub_budget -= len(todo)
+            slice_ = 1 if paced and todo else 0
+            self._slices_begun += slice_
             self._subscribed.update(todo)
+        try:
+            self._send_subscriptions(todo, batch)
+        finally:
+            with self._lock:
+                self._slices_sent += slice_
+        log.debug("cwa.subscribe.sent uris=%d backlog=%d", len(todo), len(self._backlog))
+
+    def _send_subscriptions(self, todo: list[str], batch: int) -> None:
         for chunk in _batches(todo, batch):
             with self._lock:
                 rid = self._session.next_rid()
@@ -606,8 +643,7 @@ class CwaClient:
                 with self._lock:
                     self._pending_subs.pop(rid, None)
                     again = self._subscription_refused(chunk, reply.error)
-                self._subscribe(again, batch=1)
-        log.debug("cwa.subscribe.sent uris=%d", len(todo))
+                self._subscribe(again, batch=1, paced=False)
 
     def _command(self, methods: Sequence[Method]) -> ResponseBatch:
         """POST methods on the current session. Session-level failures move the machine."""
@@ -714,6 +750,8 @@ class CwaClient:
         """Per-session bookkeeping starts afresh; commanded state is re-published (§7.2.1)."""
         self._subscribed = set()
         self._pending_subs = {}
+        self._backlog = []
+        self._sub_budget = self._s.subscribe_per_poll
         self._release_waiters()
         if any(p.loud for p in self._pending_pub.values()):
             self._queued_loud = True

@@ -59,6 +59,14 @@ MAX_QUEUED_MESSAGES = 5000  # paho's queue of unacknowledged QoS>0 publishes, pe
 # Publishers wait for acks once this many QoS>0 publishes are in flight, instead of letting paho's
 # full queue drop one (a dropped retained publish would leave a stale state at the broker for good).
 BACKPRESSURE_AT = MAX_QUEUED_MESSAGES - 500
+# paho's own in-flight limit: 0 = none, so `BACKPRESSURE_AT` is the window. With a limit, paho
+# queues the excess and scans its whole queue on every PUBACK (`_update_inflight`), so a burst
+# costs O(queued) per ack: the default 20 gave ~6,000 msg/s against ~11,000 with none, measured.
+MAX_INFLIGHT_MESSAGES = 0
+# With QoS 2 the broker holds each incoming message until PUBREL and caps how many (mosquitto's
+# max_inflight_messages, default 20; beyond it the flow stalled for good, tests/test_lights_e2e.py),
+# so paho's default stays. Chosen by the configured QoS: the bridge never overrides it per publish.
+QOS2_INFLIGHT_MESSAGES = 20
 STOP_ACK_TIMEOUT_S = 2.0
 _TICK_S = 0.5  # how often the supervisor re-checks for a stop request while idle
 
@@ -144,7 +152,9 @@ class MqttPublisher:
         self._ready = False
         self._pending: dict[str, tuple[bytes, int]] = {}  # retained, made while away: latest per topic
         self._unacked: dict[str, tuple[paho.MQTTMessageInfo, bytes, int]] = {}  # retained in flight
-        self._window: deque[paho.MQTTMessageInfo] = deque()  # QoS>0 publishes, oldest first
+        # QoS>0 publishes, oldest first, with the topic of a retained one (its `_unacked` entry goes
+        # when it is acked: kept, 100,000 start-up topics held ~1.6 KB each for good, ~150 MB)
+        self._window: deque[tuple[paho.MQTTMessageInfo, str | None]] = deque()
         self._collectors: list[_Collector] = []
         self._subacks: set[int] = set()
         self._connects = 0
@@ -283,7 +293,7 @@ class MqttPublisher:
             if retain and qos > 0:
                 self._unacked[topic] = (info, data, qos)
             if qos > 0:
-                self._window.append(info)
+                self._window.append((info, topic if retain else None))
         return info
 
     def _make_room(self) -> None:
@@ -298,8 +308,8 @@ class MqttPublisher:
         while True:
             with self._lock:
                 window = self._window
-                while window and window[0].is_published():
-                    window.popleft()
+                while window and window[0][0].is_published():
+                    self._forget_acked(*window.popleft())
                 if len(window) < BACKPRESSURE_AT:
                     return
                 if time.monotonic() >= deadline:  # the broker stopped acking: fall back to paho's limit
@@ -307,11 +317,18 @@ class MqttPublisher:
                     return
                 oldest = window[0]
             try:
-                oldest.wait_for_publish(max(0.0, deadline - time.monotonic()))
+                oldest[0].wait_for_publish(max(0.0, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
                 with self._lock:
                     if window and window[0] is oldest:
                         window.popleft()
+
+    def _forget_acked(self, info: paho.MQTTMessageInfo, topic: str | None) -> None:
+        """Called with ``_lock`` held: an acknowledged retained publish needs no resending."""
+        if topic is not None:
+            kept = self._unacked.get(topic)
+            if kept is not None and kept[0] is info:
+                del self._unacked[topic]
 
     def _keep_while_away(self, topic: str, data: bytes, retain: bool, qos: int) -> None:
         """Called with ``_lock`` held."""
@@ -414,6 +431,7 @@ class MqttPublisher:
         )
         client.connect_timeout = s.connect_timeout_s
         client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
+        client.max_inflight_messages_set(MAX_INFLIGHT_MESSAGES if s.qos < 2 else QOS2_INFLIGHT_MESSAGES)
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls:
