@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -41,21 +41,17 @@ from bridge.http import BoardEntry, HealthReport
 from bridge.lights.controller import LightController
 from bridge.lights.model import status_color
 from bridge.mqtt import discovery as disco
-from bridge.mqtt.topics import (
-    Topics,
-    attribute_payloads,
-    info_payload,
-    parse_presence_payload,
-    presence_payload,
-    response_payload,
-)
-from bridge.presence import RESERVED_IDS, Presence, Status, derive_id, format_timestamp, parse_timestamp
+from bridge.mqtt.topics import Topics, attribute_payloads, info_payload, presence_payload, response_payload
+from bridge.presence import Presence, Status, format_timestamp
+from bridge.store import SELF_ID, Entry, PresenceStore, WatchSpec
 
 log = logging.getLogger(__name__)
 
 Output = Literal["json", "attributes", "both"]
-SELF_ID = "self"
-LIGHTS_START_GRACE_S = 5.0
+# Lights' first commands, and the discovery of users whose name CWA has not told yet, wait at most
+# this long after start for every watched user to be reported (no blink, no device named by URI).
+START_GRACE_S = 5.0
+SETTLED_CHECK_S = 0.1
 SNAPSHOT_MAX_AGE_S = 0.5  # under a steady stream of inputs the HTTP snapshot lags at most this
 
 
@@ -98,15 +94,6 @@ class MetricsPort(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class WatchSpec:
-    """A configured watched user."""
-
-    id: str
-    uri: str
-    name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ServiceOptions:
     base_topic: str = "cwa2mqtt"
     self_uri: str = ""
@@ -119,26 +106,8 @@ class ServiceOptions:
     watch_contacts: bool = False
     color_topics: bool = False
     health_grace_s: float = 120.0
+    start_grace_s: float = START_GRACE_S
     configuration_url: str | None = None
-
-
-@dataclass(slots=True)
-class _Entry:
-    id: str
-    uri: str
-    name: str | None  # configured name: wins over anything CWA says
-    from_contacts: bool = False
-    contact_name: str | None = None
-    presence: Presence | None = None
-    watchable: bool = True
-    discovered_as: str | None = None  # device name used in the discovery last published
-
-    def display_name(self) -> str | None:
-        if self.name:
-            return self.name
-        if self.presence is not None and self.presence.name:
-            return self.presence.name
-        return self.contact_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +150,7 @@ class Service:
             note_max_length=options.note_max_length,
             configuration_url=options.configuration_url,
         )
-        self._entries: dict[str, _Entry] = {w.id: _Entry(w.id, w.uri, w.name) for w in watch}
-        self._entries[SELF_ID] = _Entry(SELF_ID, options.self_uri, None)
-        self._by_uri: dict[str, str] = {_uri_key(e.uri): e.id for e in self._entries.values()}
-        self._configured_ids = frozenset(self._entries)
+        self._store = PresenceStore(watch, options.self_uri)
         # topic -> digest of the retained payload last sent there (`_digest`): the payloads
         # themselves (~100,000 topics at 10,000 users) cost ~20 MB of RSS (bench/NOTES.md).
         self._sent: dict[str, bytes] = {}
@@ -193,11 +159,12 @@ class Service:
         self._session_down_at: float | None = time.monotonic()
         self._last_error: str | None = None
         self._readback_done = False
-        self._retained_presence: dict[str, Presence] = {}
         self._pending_removals: set[str] = set()
         self._contacts_known = False
         self._light_state: dict[str, bytes] = {}
-        self._lights_started = False  # see `_lights_may_start`
+        self._lights_started = False  # see `_settled`
+        self._names_settled = False  # see `_publish_discovery`
+        self._settled_checked = 0.0
         self._started_at = time.monotonic()
         self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -236,7 +203,7 @@ class Service:
 
     def start(self) -> None:
         self._started_at = time.monotonic()
-        self._cwa.set_watched([e.uri for e in self._entries.values() if e.id != SELF_ID])
+        self._cwa.set_watched(self._store.watched_uris())
         self._thread = threading.Thread(target=self._loop, name="cwa2mqtt-service", daemon=True)
         self._thread.start()
         self.on_mqtt_disconnect()
@@ -281,6 +248,9 @@ class Service:
                     self._queue.empty() or time.monotonic() - self._snapshot_at >= SNAPSHOT_MAX_AGE_S
                 ):
                     self._refresh_snapshot()
+                if not self._names_settled and self._settled():
+                    self._names_settled = True
+                    self._publish_all()  # users whose name never came: discovery with the URI
                 if self._lights is not None and not self._stop.is_set():
                     if self._lights_started:
                         self._send_lights(self._lights.on_tick())
@@ -297,21 +267,21 @@ class Service:
     def _handle_notice(self, notice: object, received: float) -> None:
         if isinstance(notice, UserNotice):
             self._count("user_presence")
-            ident = self._by_uri.get(_uri_key(notice.uri))
-            if ident is not None and ident != SELF_ID:
-                self._observe(ident, notice.summary, received)
+            entry = self._store.by_uri(notice.uri)
+            if entry is not None and entry.id != SELF_ID:
+                self._observe(entry, notice.summary, received)
         elif isinstance(notice, SelfNotice):
             self._count("self_presence")
-            self._observe(SELF_ID, notice.summary, received)
+            self._observe(self._store[SELF_ID], notice.summary, received)
         elif isinstance(notice, SessionNotice):
             self._count("session")
             self._session_changed(notice.state, notice.error)
         elif isinstance(notice, WatchabilityNotice):
             self._count("subscription_state")
-            ident = self._by_uri.get(_uri_key(notice.uri))
-            if ident is not None:
-                self._entries[ident].watchable = notice.watchable
-                self._publish_availability(self._entries[ident])
+            entry = self._store.by_uri(notice.uri)
+            if entry is not None:
+                entry.watchable = notice.watchable
+                self._publish_entry(entry)
         elif isinstance(notice, ContactsNotice):
             self._count("contact_group")
             self._contacts_changed(notice.contacts)
@@ -325,13 +295,8 @@ class Service:
         if self._metrics is not None:
             self._metrics.events_received(kind)
 
-    def _observe(self, ident: str, summary: PresenceSummary, received: float) -> None:
-        entry = self._entries[ident]
-        name = entry.name or summary.display_name or entry.contact_name
-        fresh = Presence.observe(entry.uri, name, summary.availability, summary.activity, summary.notes)
-        previous = entry.presence or self._retained_presence.get(ident)
-        entry.presence = fresh.advance(previous, self._clock())
-        entry.watchable = True
+    def _observe(self, entry: Entry, summary: PresenceSummary, received: float) -> None:
+        self._store.observe(entry, summary, self._clock())
         if self._readback_done:
             self._publish_entry(entry)
             if self._metrics is not None:
@@ -347,41 +312,22 @@ class Service:
         online = state == "online"
         self._session_down_at = None if online else (self._session_down_at or time.monotonic())
         self._publish_bridge()
-        for entry in self._entries.values():
+        for entry in self._store:
             self._publish_availability(entry)
 
     def _contacts_changed(self, contacts: Iterable[tuple[str, str | None]]) -> None:
         self._contacts_known = True
         if self._opt.watch_contacts:
-            current = {}
-            for uri, name in contacts:
-                key = _uri_key(uri)
-                ident = self._by_uri.get(key)
-                if ident is None:
-                    ident = self._free_id(derive_id(uri))
-                    self._entries[ident] = _Entry(ident, uri, None, from_contacts=True)
-                    self._by_uri[key] = ident
-                    log.info("service.contact_added id=%s", ident)
-                self._entries[ident].contact_name = name
-                current[ident] = uri
-            for ident in [i for i, e in self._entries.items() if e.from_contacts and i not in current]:
-                self._remove_entry(ident)
-            self._cwa.set_watched([e.uri for e in self._entries.values() if e.id != SELF_ID])
+            added, gone = self._store.apply_contacts(contacts)
+            for ident in added:
+                log.info("service.contact_added id=%s", ident)
+            for entry in gone:
+                self._clear_topics(entry.id)
+                log.info("service.contact_removed id=%s", entry.id)
+            self._cwa.set_watched(self._store.watched_uris())
         self._apply_pending_removals()
         if self._readback_done:
             self._publish_all()
-
-    def _free_id(self, wanted: str) -> str:
-        ident, n = wanted, 2
-        while ident in self._entries or ident in RESERVED_IDS:
-            ident, n = f"{wanted}_{n}", n + 1
-        return ident
-
-    def _remove_entry(self, ident: str) -> None:
-        entry = self._entries.pop(ident)
-        self._by_uri.pop(_uri_key(entry.uri), None)
-        self._clear_topics(ident)
-        log.info("service.contact_removed id=%s", ident)
 
     # ------------------------------------------------------------------ MQTT side
 
@@ -389,7 +335,7 @@ class Service:
         if not self._readback_done:
             self._read_back()
         self._sent.clear()
-        for entry in self._entries.values():
+        for entry in self._store:
             entry.discovered_as = None
         lights_were_started = self._lights_started
         self._publish_all()  # may start the lights: their first commands go out then, once
@@ -409,28 +355,17 @@ class Service:
         except BridgeError as exc:
             log.warning("service.readback_failed error=%s", exc)
             retained = {}
-        for ident, raw in retained.items():
-            if ident == t.bridge_devices:
-                continue
-            prior = _presence_from_payload(raw)
-            key = ident.rsplit("/", 1)[-1]
-            if prior is not None:
-                self._retained_presence[key] = prior
-        devices = _json_list(retained.get(t.bridge_devices, b""))
-        self._pending_removals = {d for d in devices if d not in self._entries and _valid_id(d)}
+        self._pending_removals = self._store.load_retained(
+            retained, self._opt.base_topic, t.bridge_devices, self._clock()
+        )
         self._readback_done = True
         self._apply_pending_removals()
-        for entry in self._entries.values():
-            if entry.presence is not None:
-                entry.presence = entry.presence.advance(
-                    self._retained_presence.get(entry.id), entry.presence.last_change or self._clock()
-                )
 
     def _apply_pending_removals(self) -> None:
         if not self._readback_done or (self._opt.watch_contacts and not self._contacts_known):
             return
         for ident in sorted(self._pending_removals):
-            if ident not in self._entries:
+            if ident not in self._store:
                 log.info("service.removed_user_cleared id=%s", ident)
                 self._clear_topics(ident)
         self._pending_removals.clear()
@@ -455,10 +390,10 @@ class Service:
                 for name in self._lights.names():
                     for msg in disco.light_discovery(self._ctx, name):
                         self._retain(msg.topic, msg.payload)
-            for entry in self._entries.values():
+            for entry in self._store:
                 self._publish_discovery(entry)
         self._publish_bridge()
-        for entry in self._entries.values():
+        for entry in self._store:
             self._publish_entry(entry)
         self._update_lights()
 
@@ -467,7 +402,7 @@ class Service:
             return
         t = self._topics
         online = self._session == "online"
-        watched = sorted(i for i in self._entries if i != SELF_ID)
+        watched = self._store.watched_ids()
         info = info_payload(
             version=__version__,
             cwa_server=urlsplit(self._opt.cwa_url).hostname or "",
@@ -479,10 +414,10 @@ class Service:
         )
         self._retain(t.bridge_cwa, b"online" if online else b"offline")
         self._retain(t.bridge_info, info)
-        published = sorted(i for i, e in self._entries.items() if e.presence is not None or i != SELF_ID)
+        published = sorted(e.id for e in self._store if e.presence is not None or e.id != SELF_ID)
         self._retain(t.bridge_devices, _json_bytes(published))
 
-    def _publish_entry(self, entry: _Entry) -> None:
+    def _publish_entry(self, entry: Entry) -> None:
         if not self._readback_done:
             return
         t = self._topics
@@ -500,9 +435,14 @@ class Service:
                 self._retain(t.color(entry.id), status_color(presence.status).encode())
         self._publish_availability(entry)
 
-    def _publish_discovery(self, entry: _Entry) -> None:
-        """Discovery of one user's device, again whenever its display name changes."""
-        display = entry.display_name() or entry.uri
+    def _publish_discovery(self, entry: Entry) -> None:
+        """Discovery of one user's device, again whenever its display name changes. A device is
+        named by its display name from the start: while CWA may still tell the name (see
+        `_settled`), a user without one waits rather than appear under its URI and be renamed."""
+        display = entry.display_name()
+        if display is None and not entry.reported and not self._names_settled:
+            return
+        display = display or entry.uri
         if entry.discovered_as != display:
             for msg in disco.user_discovery(
                 self._ctx, entry.id, display, entry.uri, is_self=entry.id == SELF_ID
@@ -510,7 +450,7 @@ class Service:
                 self._retain(msg.topic, msg.payload)
             entry.discovered_as = display
 
-    def _publish_availability(self, entry: _Entry) -> None:
+    def _publish_availability(self, entry: Entry) -> None:
         if not self._readback_done:
             return
         online = self._session == "online" and entry.watchable
@@ -528,25 +468,23 @@ class Service:
 
     # ------------------------------------------------------------------ lights
 
-    def _presences(self) -> dict[str, Presence | None]:
-        return {i: e.presence for i, e in self._entries.items()}
-
-    def _lights_may_start(self) -> bool:
-        """Lights get their first commands once the broker is connected and CWA has reported every
-        watched user (or they cannot be watched), at the latest `LIGHTS_START_GRACE_S` after start:
-        a restart must not blink a busy light off while the first presence is still on its way."""
+    def _settled(self) -> bool:
+        """The broker is connected and CWA has reported every watched user (or they cannot be
+        watched), or `start_grace_s` have passed since start. Until then lights get no commands
+        (a restart must not blink a busy light off while the first presence is on its way)."""
         if not self._readback_done:
             return False
-        if self._lights_started:
-            return True
-        known = all(e.presence is not None or not e.watchable for e in self._entries.values())
-        return known or time.monotonic() - self._started_at >= LIGHTS_START_GRACE_S
+        now = time.monotonic()
+        if now - self._settled_checked < SETTLED_CHECK_S:  # O(users): not once per notice
+            return False
+        self._settled_checked = now
+        return now - self._started_at >= self._opt.start_grace_s or self._store.all_reported()
 
     def _update_lights(self) -> None:
-        if self._lights is not None and self._lights_may_start():
+        if self._lights is not None and (self._lights_started or self._settled()):
             # The first call is the lights' start: every light is new to the controller.
             self._lights_started = True
-            self._send_lights(self._lights.on_presence(self._presences()))
+            self._send_lights(self._lights.on_presence(self._store.presences()))
 
     def _send_lights(self, outgoing: Iterable[Any]) -> None:
         for out in outgoing:
@@ -577,7 +515,7 @@ class Service:
         elif kind == "self_set_note":
             parsed = commands.parse_set_note(payload, self._opt.note_max_length)
         elif kind == "refresh":
-            self._run_refresh(commands.parse_refresh(payload, frozenset(self._entries)))
+            self._run_refresh(commands.parse_refresh(payload, self._store.ids()))
             return
         elif kind == "health_check":
             report = self.health()
@@ -621,7 +559,7 @@ class Service:
         if isinstance(refresh, commands.Rejected):
             self._respond("refresh", "error", error=refresh.error, transaction=refresh.transaction)
             return
-        uri = self._entries[refresh.id].uri if refresh.id is not None else None
+        uri = self._store[refresh.id].uri if refresh.id is not None else None
 
         def run() -> None:
             try:
@@ -629,7 +567,7 @@ class Service:
             except CwaError as exc:
                 self._respond("refresh", "error", error=str(exc), transaction=refresh.transaction)
             else:
-                data = {"id": refresh.id} if refresh.id else {"ids": sorted(self._configured_ids - {SELF_ID})}
+                data = {"id": refresh.id} if refresh.id else {"ids": self._store.watched_ids()}
                 self._respond("refresh", "ok", data=data, transaction=refresh.transaction)
 
         self._worker.submit(run)
@@ -684,7 +622,7 @@ class Service:
         self.snapshot = Snapshot(
             entries=tuple(
                 (e.id, e.presence.with_name(e.display_name()) if e.presence else None, e.watchable, e.uri)
-                for e in self._entries.values()
+                for e in self._store
             ),
             session=self._session,
             session_since=self._session_since,
@@ -729,47 +667,5 @@ def _digest(payload: bytes) -> bytes:
     return hashlib.blake2b(payload, digest_size=16).digest()
 
 
-def _uri_key(uri: str) -> str:
-    """URIs compare case-insensitively, with or without the ``sip:`` scheme (§8.24)."""
-    key = uri.strip().lower()
-    return key if key.startswith("sip:") else f"sip:{key}"
-
-
-def _valid_id(ident: object) -> bool:
-    return isinstance(ident, str) and bool(ident) and all(c.isalnum() or c in "_-" for c in ident)
-
-
 def _json_bytes(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _json_list(raw: bytes) -> list[str]:
-    try:
-        value = json.loads(raw) if raw else []
-    except (ValueError, RecursionError):
-        return []
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def _presence_from_payload(raw: bytes) -> Presence | None:
-    """A retained presence JSON of an earlier run, as far as `last_change` needs it."""
-    data = parse_presence_payload(raw)
-    if not data:
-        return None
-    uri, name, status_text = data.get("uri"), data.get("name"), data.get("status")
-    if not isinstance(uri, str) or not isinstance(status_text, str):
-        return None
-    try:
-        status = Status(status_text)
-    except ValueError:
-        return None
-    base = Presence.unknown(uri, name if isinstance(name, str) else None)
-    activity = data.get("activity")
-    note = data.get("note")
-    return replace(
-        base,
-        status=status,
-        activity=activity if isinstance(activity, str) else None,
-        note=note if isinstance(note, str) else None,
-        last_change=parse_timestamp(data.get("last_change")),
-    )

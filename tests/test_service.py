@@ -363,3 +363,26 @@ def test_broker_reconnect_republishes_everything(make: Any) -> None:
     connect(service)
     topics = set(mqtt.topics())
     assert {f"{BASE}/bob", f"{BASE}/bob/status", f"{BASE}/bridge/cwa", f"{BASE}/bridge/info"} <= topics
+
+
+def test_discovery_names_a_device_once_its_display_name_is_known(make: Any) -> None:
+    service, _, mqtt, _ = make(start_grace_s=0.3)
+    connect(service)
+    feed(service, SessionNotice("online"))
+    bob_config = "homeassistant/sensor/cwa2mqtt_bob/status/config"
+    carol_config = "homeassistant/sensor/cwa2mqtt_carol/status/config"
+    assert carol_config in mqtt.topics()  # configured name: published at once
+    assert bob_config not in mqtt.topics()  # no name yet: not under his URI
+    feed(service, UserNotice(BOB, summary(3500)))
+    assert json.loads(mqtt.last(bob_config))["device"]["name"] == "Bob Example"
+    assert mqtt.topics().count(bob_config) == 1
+
+
+def test_a_user_cwa_never_names_is_discovered_under_its_uri_after_the_grace(make: Any) -> None:
+    service, _, mqtt, _ = make(start_grace_s=0.2)
+    connect(service)
+    self_config = "homeassistant/sensor/cwa2mqtt_self/status/config"
+    deadline = datetime.now(UTC) + timedelta(seconds=5)
+    while self_config not in mqtt.topics() and datetime.now(UTC) < deadline:
+        assert service.drain()
+    assert json.loads(mqtt.last(self_config))["device"]["name"] == "sip:alice@example.org"
