@@ -45,6 +45,8 @@ from bridge.mqtt.topics import Topics, attribute_payloads, info_payload, presenc
 from bridge.presence import Presence, Status, format_timestamp
 from bridge.store import SELF_ID, Entry, PresenceStore, WatchSpec
 
+__all__ = ["SELF_ID", "Service", "ServiceOptions", "Snapshot", "WatchSpec"]
+
 log = logging.getLogger(__name__)
 
 Output = Literal["json", "attributes", "both"]
