@@ -1,0 +1,134 @@
+"""The MQTT supervisor thread: connection attempts, one connection's events, back-off.
+
+Each attempt builds a fresh paho ``Client`` (`bridge.mqtt.paho_glue.new_client`), connects it
+(blocking, bounded by ``connect_timeout_s``) and starts paho's own network thread with
+``loop_start()``. When the connection ends the supervisor stops that thread, drops the client and
+waits a capped, jittered, exponential back-off before the next attempt (the application owns
+reconnecting, per ARCHITECTURE.md).
+
+paho's callbacks only `post` events here; what a connect or a loss means for the publisher's
+state is the publisher's business (``on_established`` / ``on_lost``, called from this thread).
+Events of a client that is no longer current, and duplicates, are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+
+from bridge.mqtt.paho_glue import TlsContext, dispose
+from bridge.mqtt.settings import MqttSettings
+
+# The publisher's logger: the MQTT adapter logs under one name (the JSON format shows it).
+log = logging.getLogger("bridge.mqtt.publisher")
+
+STOP_ACK_TIMEOUT_S = 2.0
+_TICK_S = 0.5  # how often the supervisor re-checks for a stop request while idle
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        new_client: Callable[[], tuple[paho.Client, TlsContext | None]],
+        on_established: Callable[[paho.Client, int | None], None],
+        on_lost: Callable[[paho.Client, bool, str], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        self._settings = settings
+        self._new_client = new_client
+        self._on_established = on_established
+        self._on_lost = on_lost
+        self._on_error = on_error
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._supervise, name="mqtt-supervisor", daemon=True)
+        self._thread.start()
+
+    def post(self, kind: str, data: Any) -> None:
+        """Called from paho's callbacks: ``connected``, ``refused`` or ``lost`` with (client, detail)."""
+        self._events.put((kind, data))
+
+    def begin_stop(self) -> None:
+        """No further attempts; the current connection lives on until `finish_stop`."""
+        self._stopping.set()
+
+    def finish_stop(self) -> None:
+        """Disconnect (if still connected) and wait, bounded, for the thread to end."""
+        self._events.put(("stop", None))
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self._settings.connect_timeout_s + STOP_ACK_TIMEOUT_S)
+            if thread.is_alive():
+                log.warning("mqtt.stop.timeout the supervisor did not end in time")
+
+    def _supervise(self) -> None:
+        delay = self._settings.reconnect_min_s
+        while not self._stopping.is_set():
+            client, tls = self._new_client()
+            try:
+                client.connect(self._settings.host, self._settings.port, self._settings.keepalive_s)
+            except (OSError, ValueError) as exc:
+                if tls is not None:
+                    tls.close_last()
+                self._on_error(f"connect failed: {type(exc).__name__}: {exc}")
+                log.warning("mqtt.connect_failed error=%s retry_in=%.1fs", type(exc).__name__, delay)
+            else:
+                client.loop_start()
+                if self._stopping.is_set():
+                    client.disconnect()
+                was_up = self._serve(client)
+                client.loop_stop()
+                dispose(client)
+                if was_up:
+                    delay = self._settings.reconnect_min_s
+            if self._stopping.is_set():
+                break
+            # Capped exponential back-off with jitter: between half and all of the current delay.
+            self._stopping.wait(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto
+            delay = min(delay * 2, self._settings.reconnect_max_s)
+
+    def _serve(self, client: paho.Client) -> bool:
+        """Handle one connection's events until it ends; True if it was established."""
+        was_up = False
+        while True:
+            try:
+                kind, data = self._events.get(timeout=_TICK_S)
+            except queue.Empty:
+                if self._stopping.is_set() and not was_up:
+                    client.disconnect()
+                    return was_up
+                continue
+            if kind == "stop":
+                client.disconnect()  # idempotent: stop() may have sent DISCONNECT already
+                return was_up
+            subject = data[0] if isinstance(data, tuple) else data
+            if subject is not client:
+                continue  # an event of an earlier connection, or a duplicate
+            if kind == "connected" and not was_up:
+                was_up = True
+                self._on_established(client, data[1])
+            elif kind == "refused":
+                self._on_error(f"broker refused the connection: {data[1]}")
+                log.error("mqtt.refused reason=%s", data[1])
+            elif kind == "lost":
+                self._on_lost(client, was_up, data[1])
+                return was_up
