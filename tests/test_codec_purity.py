@@ -17,6 +17,11 @@ PURE = [
     "bridge.cwa.session",
     "bridge.mqtt.topics",
     "bridge.mqtt.discovery",
+    "bridge.mqtt.settings",
+    "bridge.mqtt.outbox",
+    "bridge.commands",
+    "bridge.store",
+    "bridge.lights.model",
 ]
 
 
