@@ -208,6 +208,8 @@ def test_own_state_command_while_cwa_is_down_is_queued_and_applied_on_recovery(
     down_failures = sim.stats()["requests"]["data"] + sim.stats()["requests"]["command"]
     sim.faults.drop(0)
     bound = recovery_bound_s(max(6, down_failures), poll_wait_s=POLL_WAIT_S, slack_s=SLACK_S, **SCALED)
+    # A republish that failed while CWA was down is retried after its back-off, inside the bound.
+    sim.wait_for(lambda: sim.truth(ALICE.uri).status is Status.DO_NOT_DISTURB, timeout=bound)
     wait_converged(mosquitto, sim, base_topic, WITH_SELF, timeout=bound)
     truth = sim.truth(ALICE.uri)
     assert (truth.status, truth.note) == (Status.DO_NOT_DISTURB, "Call me later")

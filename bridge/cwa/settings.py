@@ -1,0 +1,35 @@
+"""What the CWA client is configured with (interface.md §5, §7); a value, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bridge.cwa import codec
+
+# URIs subscribed per data-channel answer: the presence of every new subscription comes back in the
+# next answer (§3.6, §4.5), so subscribing 10,000 at once made one ~9.5 MB body whose parse set the
+# memory high-water mark (bench/RESULTS.md). One slice per poll keeps each answer ~1 MB.
+SUBSCRIBE_PER_POLL = 1000
+
+
+@dataclass(frozen=True)
+class CwaClientSettings:
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    uri: str
+    command_path: str = "/cwa/MainCommandHandler.ashx"
+    data_path: str = "/cwa/AsyncDataChannel.ashx"
+    auth: Literal["forms", "iwa"] = "forms"  # §2.2: credentials in the body, or NTLM over HTTP
+    logon_path: str | None = None  # None: the path of ``auth`` (transport.LOGON_PATHS)
+    timeout_s: float = 30.0
+    poll_read_timeout_s: float = 95.0  # clamped to at least 90 s (§4.4)
+    republish_s: float = 300.0
+    initial_availability: int | None = None
+    watch_contacts: bool = False
+    max_body_bytes: int = codec.DEFAULT_MAX_BYTES
+    command_timeout_s: float = 15.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    subscribe_per_poll: int = SUBSCRIBE_PER_POLL

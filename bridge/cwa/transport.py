@@ -1,0 +1,274 @@
+"""The HTTP exchanges with CWA and the translation of their failures (cwa-protocol.md §2 to §4, §7.2).
+
+Translating httpx exceptions, HTTP status codes, logon pages and CWA error codes into
+`bridge.errors` happens here and nowhere else (keeping the cause: ``raise ... from exc``). The
+transport knows the wire, not the session: the ticket it sends and every ticket it sees go through
+two callables of its owner (`CwaClient` guards its session machine with a lock), and what comes
+back is typed messages or an `Answer`, never an httpx object.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bridge.cwa import codec
+from bridge.cwa.iwa import NtlmAuth
+from bridge.cwa.messages import (
+    Accepted,
+    ErrorInfo,
+    EventBatch,
+    InitiateSession,
+    Logon,
+    Method,
+    Refused,
+    RequestFailedEvent,
+    ResponseBatch,
+    Succeeded,
+    TerminateSession,
+)
+from bridge.cwa.settings import CwaClientSettings
+from bridge.errors import (
+    AuthRejected,
+    CommandFailed,
+    CwaError,
+    CwaProtocolError,
+    CwaUnavailable,
+    SessionGone,
+    Throttled,
+    TicketExpired,
+)
+
+TICKET_HEADER = "CWA-Ticket"
+LOGON_PATHS = {"forms": "/forms/logon.html", "iwa": "/iwa/logon.html"}  # §2.2
+SESSION_NOT_FOUND = 18100
+REQUEST_THROTTLED = 18101
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the client needs of one HTTP response: its status, the two headers read, the body."""
+
+    status: int
+    content_type: str
+    ticket: str | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    ticket: str
+    sign_in_data: str | None
+
+
+class CwaTransport:
+    """One method per exchange of the protocol; each raises only `CwaError` or `CwaProtocolError`."""
+
+    def __init__(
+        self,
+        settings: CwaClientSettings,
+        http: httpx.Client,
+        *,
+        ticket: Callable[[], str | None],
+        adopt_ticket: Callable[[str | None], None],
+    ) -> None:
+        self._s = settings
+        self._http = http
+        self._ticket = ticket
+        self._adopt_ticket = adopt_ticket
+        self._base = settings.base_url.rstrip("/")
+
+    def sign_in(self) -> SignedIn:
+        """Sign-in (§2): success is a CWA-Ticket header, whatever the body says (§8.3).
+
+        Forms sends the password in the logon body. IWA leaves it out (IIS checks it, §2.2) and
+        runs the NTLM handshake on the logon POST; every sign-in repeats the whole handshake, and a
+        401 after the type 3 message (no ticket) is a refusal like forms' requestFailed.
+        """
+        s = self._s
+        iwa = s.auth == "iwa"
+        password = None if iwa else s.password
+        body = codec.encode_logon(Logon(user=s.username, password=password, uri=s.uri))
+        auth = NtlmAuth(s.username, s.password) if iwa else None
+        path = s.logon_path or LOGON_PATHS[s.auth]
+        answer = self.exchange("POST", path, body, httpx.Timeout(s.timeout_s), "logon", auth=auth)
+        reply = _decode_logon(answer.body, s.max_body_bytes)
+        if answer.ticket:
+            sign_in_data = reply.sign_in_data if isinstance(reply, Succeeded) else None
+            return SignedIn(answer.ticket, sign_in_data)
+        if answer.status >= 500:
+            raise CwaUnavailable(f"sign-in: HTTP {answer.status}")
+        if isinstance(reply, Refused) or answer.status in (200, 401, 403):
+            raise AuthRejected(f"CWA refused the credentials of {s.username} (HTTP {answer.status})")
+        raise CwaUnavailable(f"sign-in: HTTP {answer.status} without a ticket")
+
+    def initiate_session(self, method: InitiateSession) -> Accepted:
+        """initiateSession; both answer forms are accepted (§8.2). Returns an answer with a sid."""
+        batch = self.post_commands("0", [method])  # sid "0" before a session exists (§3.1)
+        reply = batch.for_rid(method.rid) or next(
+            (r for r in batch.responses if isinstance(r, Accepted | Refused)), None
+        )
+        if isinstance(reply, Refused):
+            if reply.error.code == REQUEST_THROTTLED:
+                raise Throttled("initiateSession throttled")
+            raise SessionGone(f"initiateSession refused: {reply.error.describe()}")
+        if not isinstance(reply, Accepted) or not reply.sid:
+            raise CwaProtocolError("initiateSession answer without a sid")
+        return reply
+
+    def post_commands(self, sid: str, methods: Sequence[Method]) -> ResponseBatch:
+        """POST methods on the command channel; session-level error codes become exceptions."""
+        body = codec.encode_requests(sid, list(methods))
+        answer = self.exchange(
+            "POST", self._s.command_path, body, httpx.Timeout(self._s.timeout_s), "command"
+        )
+        raise_for_status(answer, "command")
+        require_xml(answer, "command")
+        batch = codec.decode_responses(answer.body, max_bytes=self._s.max_body_bytes)
+        codes = {r.error.code for r in batch.responses if isinstance(r, Refused)}
+        if SESSION_NOT_FOUND in codes and sid != "0":
+            raise SessionGone("command channel: session not found (18100)")
+        if REQUEST_THROTTLED in codes:
+            raise Throttled("command channel: request throttled (18101)")
+        return batch
+
+    def terminate_session(self, sid: str, rid: str, timeout_s: float) -> None:
+        """terminateSession; its answer does not matter, only that it was sent (best effort)."""
+        body = codec.encode_requests(sid, [TerminateSession(rid=rid)])
+        self.exchange("POST", self._s.command_path, body, httpx.Timeout(timeout_s), "command")
+
+    def fetch_events(self, sid: str, ack_id: int, read_timeout_s: float) -> Answer:
+        """One data-channel GET (§4); held by the server up to its long-poll time."""
+        timeout = httpx.Timeout(self._s.timeout_s, read=read_timeout_s)
+        params = {"Sid": sid, "AckId": str(ack_id), "UA": "false"}  # UA=false: interface.md §7.1
+        return self.exchange("GET", self._s.data_path, None, timeout, "data", params=params)
+
+    def read_events(self, answer: Answer) -> tuple[EventBatch, ErrorInfo | None]:
+        """The events of a data-channel answer, and its channel-level error if any (§4.3).
+
+        A session-not-found error is raised at once; any other channel error is returned, so the
+        events that came with it are applied before the caller raises it.
+        """
+        raise_for_status(answer, "data")
+        require_xml(answer, "data")
+        batch = codec.decode_events(answer.body, max_bytes=self._s.max_body_bytes)
+        channel_error = next(
+            (e.error for e in batch.events if isinstance(e, RequestFailedEvent) and not e.rid), None
+        )
+        if channel_error is not None and channel_error.code == SESSION_NOT_FOUND:
+            raise SessionGone("data channel: session not found (18100)")
+        return batch, channel_error
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        timeout: httpx.Timeout,
+        channel: str,
+        *,
+        params: dict[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> Answer:
+        """One request; the body is read up to ``max_body_bytes``. Raises `CwaUnavailable` for
+        transport failures, `CwaProtocolError` for an oversized body, whatever the status."""
+        headers = {"Content-Type": "text/xml; charset=utf-8"} if body is not None else {}
+        extra: dict[str, Any] = {"auth": auth} if auth is not None else {}
+        ticket = self._ticket()
+        if ticket and channel != "logon":
+            headers[TICKET_HEADER] = ticket
+        try:
+            with self._http.stream(
+                method,
+                self._base + path,
+                content=body,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                **extra,
+            ) as response:
+                # the newest ticket of ANY response wins (§2.4, interface.md §7.4)
+                self._adopt_ticket(response.headers.get(TICKET_HEADER))
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self._s.max_body_bytes:
+                        raise CwaProtocolError(f"{channel}: body larger than {self._s.max_body_bytes} bytes")
+                    chunks.append(chunk)
+        except httpx.TimeoutException as exc:
+            raise CwaUnavailable(f"{channel}: timed out") from exc
+        except httpx.HTTPError as exc:
+            raise CwaUnavailable(f"{channel}: {transport_reason(exc)}") from exc
+        return Answer(
+            status=response.status_code,
+            content_type=response.headers.get("content-type", ""),
+            ticket=response.headers.get(TICKET_HEADER),
+            body=b"".join(chunks),
+        )
+
+
+# ====================================================================== translation
+
+
+def raise_for_status(answer: Answer, channel: str) -> None:
+    status = answer.status
+    if status in (401, 403) or 300 <= status < 400:
+        raise TicketExpired(f"{channel}: HTTP {status}")  # §7.2.1 (a 3xx goes to a logon page)
+    if status == 404 and channel == "data":
+        raise SessionGone("data channel: HTTP 404 (unknown sid)")  # §7.3
+    if status == 503:
+        raise Throttled(f"{channel}: HTTP 503")
+    if status >= 400:
+        raise CwaUnavailable(f"{channel}: HTTP {status}")
+
+
+def require_xml(answer: Answer, channel: str) -> None:
+    """A logon page instead of XML means the ticket expired (§7.2.1); broken XML is a protocol error."""
+    head = answer.body.lstrip()[:32].lower()
+    html = "html" in answer.content_type.lower()
+    if html or not head.startswith(b"<") or head.startswith((b"<!doctype html", b"<html")):
+        raise TicketExpired(f"{channel}: non-XML body")
+
+
+def transport_reason(exc: httpx.HTTPError) -> str:
+    """The exception type, plus why TLS failed: "wrong CA" must be visible without a traceback.
+
+    OpenSSL's verify message ("unable to get local issuer certificate", "certificate has expired",
+    "IP address mismatch"…) names no secret; other messages are left out as they may echo a URL.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx.ConnectError <- httpcore.ConnectError <- ssl.SSLCertVerificationError
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            why = seen.verify_message or seen.reason or "verification failed"
+            return f"{type(exc).__name__}: TLS certificate of the CWA server not trusted ({why})"
+        if isinstance(seen, ssl.SSLError):
+            return f"{type(exc).__name__}: TLS handshake failed ({seen.reason or 'unknown reason'})"
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__
+
+
+def command_failed(error: ErrorInfo) -> CommandFailed:
+    return CommandFailed(error.describe(), code=error.code, sip_code=error.sip_code)
+
+
+def error_kind(exc: CwaError | CwaProtocolError) -> str:
+    return "protocol" if isinstance(exc, CwaProtocolError) else exc.kind
+
+
+def describe(exc: BaseException) -> str:
+    """Our own messages are secret-free by construction; keep them short for one log line."""
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _decode_logon(data: bytes, max_bytes: int) -> Succeeded | Refused | None:
+    try:
+        return codec.decode_logon_response(data, max_bytes=max_bytes)
+    except CwaProtocolError:
+        return None  # the ticket header decides (§8.3)
