@@ -51,7 +51,8 @@ from bridge.config.sections import (
     MqttConfig,
     WatchEntry,
 )
-from bridge.config.settings import DEFAULT_PRIORITY, ENV_PREFIX, REDACTED, Settings
+from bridge.config.settings import ENV_PREFIX, REDACTED, Settings
+from bridge.lights.spec import DEFAULT_PRIORITY
 
 __all__ = [
     "DAY_NAMES",

@@ -33,19 +33,11 @@ from bridge.config.sections import (
     MqttConfig,
     WatchEntry,
 )
+from bridge.lights.spec import DEFAULT_PRIORITY
 from bridge.presence import ALL_STATUSES, Status
 
 ENV_PREFIX = "CWA2MQTT_"
 REDACTED = "**********"
-DEFAULT_PRIORITY: tuple[Status, ...] = (
-    Status.DO_NOT_DISTURB,
-    Status.BUSY,
-    Status.BE_RIGHT_BACK,
-    Status.AWAY,
-    Status.AVAILABLE,
-    Status.OFFLINE,
-    Status.UNKNOWN,
-)
 
 
 def _json_or_list(value: Any) -> Any:
