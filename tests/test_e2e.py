@@ -11,6 +11,7 @@ import pytest
 from bridge.app import Bridge
 from bridge.simulator import Simulator
 from tests.support.bridge import ALICE, BOB, CAROL, DAVE, USERS
+from tests.support.convergence import matches_truth
 from tests.support.mqtt import Broker, MqttProbe
 
 pytestmark = pytest.mark.integration
@@ -19,18 +20,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def sim(make_simulator: Callable[..., Simulator]) -> Simulator:
     return make_simulator(users=list(USERS), poll_wait_ms=50)
-
-
-def matches_truth(raw: bytes | None, sim: Simulator, uri: str) -> bool:
-    if not raw:
-        return False
-    seen, truth = json.loads(raw), sim.truth(uri)
-    return bool(
-        seen["status"] == truth.status.value
-        and seen["activity"] == truth.activity
-        and seen["note"] == truth.note
-        and seen["availability"] == truth.availability
-    )
 
 
 def test_watched_users_are_bridged_and_follow_changes(

@@ -17,7 +17,8 @@ import pytest
 
 from bridge.errors import MqttError
 from bridge.mqtt.publisher import MqttPublisher, MqttSettings
-from tests.support.mqtt import Broker, MqttProbe, TlsFiles, mosquitto_binary
+from tests.support.mqtt import Broker, MqttProbe, mosquitto_binary
+from tests.support.tls import TestCa
 
 pytestmark = pytest.mark.integration
 
@@ -359,40 +360,8 @@ def test_username_and_password(
     assert "wrong-pw" not in (wrong.last_error or "")
 
 
-def _make_tls_files(directory: Path) -> TlsFiles:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("needs the openssl binary to make a test CA")
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=directory)
-
-    run(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=cwa2mqtt test CA",
-        "-keyout", "ca.key", "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE",
-    )  # fmt: skip
-    run(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "s.csr",
-    )
-    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run(
-        "x509", "-req", "-in", "s.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-out", "server.pem", "-extfile", "ext.cnf",
-    )  # fmt: skip
-    return TlsFiles(str(directory / "ca.pem"), str(directory / "server.pem"), str(directory / "server.key"))
-
-
 def test_mqtts_with_a_private_ca(
-    tmp_path: Path,
+    test_ca: TestCa,
     make_broker: MakeBroker,
     make_publisher: MakePublisher,
     make_mqtt_probe: MakeProbe,
@@ -400,7 +369,7 @@ def test_mqtts_with_a_private_ca(
 ) -> None:
     if mosquitto_binary() is None:
         pytest.skip("TLS tests need the mosquitto binary")
-    tls = _make_tls_files(tmp_path)
+    tls = test_ca.files
     broker = make_broker(tls=tls)
     assert broker.url.startswith("mqtts://")
     publisher, _ = make_publisher(broker, ca_file=tls.ca_file)
