@@ -25,7 +25,8 @@ from bench.common import Report, cli, mosquitto, port_of, wait_until, yes
 from bridge.cwa.messages import PresenceSummary
 from bridge.cwa.notices import SessionNotice, UserNotice
 from bridge.metrics import Metrics
-from bridge.mqtt.publisher import MqttPublisher, MqttSettings
+from bridge.mqtt.publisher import MqttPublisher
+from bridge.mqtt.settings import MqttSettings
 from bridge.presence import Note, Status
 from bridge.service import Service, ServiceOptions, WatchSpec
 

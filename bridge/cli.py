@@ -16,15 +16,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bridge import __version__
-from bridge.errors import ConfigError
+from bridge.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, ConfigError
 
 log = logging.getLogger("bridge.cli")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 77
-EXIT_CONFIG = 78
+EXIT_FAILURE = EXIT_UNEXPECTED  # also `health`: not healthy
 DEFAULT_HEALTH_URL = "http://127.0.0.1:8099"
 HEALTH_TIMEOUT_S = 5.0
 

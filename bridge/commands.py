@@ -16,6 +16,8 @@ from bridge.presence import SETTABLE_STATUSES, Status
 
 _SETTABLE = ", ".join(s.value for s in SETTABLE_STATUSES)
 _SELF_SET_KEYS = frozenset({"status", "note", "transaction"})
+# A caller's `transaction` is echoed back in the response: a longer one is refused, not echoed.
+MAX_TRANSACTION_CHARS = 256
 # Characters XML 1.0 cannot carry (C0 controls other than tab/LF/CR, lone surrogates, U+FFFE/U+FFFF).
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -63,6 +65,17 @@ def _json(raw: bytes) -> Any | Rejected:
         return Rejected(f"payload is not valid JSON ({detail})")
 
 
+def _transaction(data: dict[str, Any]) -> Any | Rejected:
+    """The ``transaction`` of a parsed JSON object (None when absent), or why it is refused."""
+    value = data.get("transaction")
+    if value is None:
+        return None
+    size = len(json.dumps(value, ensure_ascii=False))
+    if size > MAX_TRANSACTION_CHARS:
+        return Rejected(f"transaction is {size} characters long; at most {MAX_TRANSACTION_CHARS} are allowed")
+    return value
+
+
 def _status(value: object) -> Status | str:
     """A settable status, or the error text for ``value``."""
     if not isinstance(value, str):
@@ -96,7 +109,9 @@ def parse_self_set(raw: bytes, note_max_length: int) -> SelfSet | Rejected:
         return data
     if not isinstance(data, dict):
         return Rejected('payload must be a JSON object like {"status": "busy", "note": "..."}')
-    transaction = data.get("transaction")
+    transaction = _transaction(data)
+    if isinstance(transaction, Rejected):
+        return transaction
     unknown = sorted(str(k) for k in data if k not in _SELF_SET_KEYS)
     if unknown:
         allowed = "allowed: status, note, transaction"
@@ -145,7 +160,9 @@ def parse_refresh(raw: bytes, known_ids: frozenset[str]) -> Refresh | Rejected:
         return data
     if not isinstance(data, dict):
         return Rejected('payload must be empty or a JSON object like {"id": "bob"}')
-    transaction = data.get("transaction")
+    transaction = _transaction(data)
+    if isinstance(transaction, Rejected):
+        return transaction
     unknown = sorted(str(k) for k in data if k not in {"id", "transaction"})
     if unknown:
         return Rejected(f"unknown keys: {', '.join(unknown)}; allowed: id, transaction", transaction)
@@ -160,7 +177,8 @@ def parse_refresh(raw: bytes, known_ids: frozenset[str]) -> Refresh | Rejected:
     return Refresh(id=ident, transaction=transaction)
 
 
-def transaction_of(raw: bytes) -> Any:
-    """The ``transaction`` of a JSON object payload, or None (for requests that take anything)."""
+def parse_transaction(raw: bytes) -> Any | Rejected:
+    """The ``transaction`` of a request that takes any payload: None unless the payload is a JSON
+    object with one; refused when it is too long to echo."""
     data = _json(raw) if raw.strip() else None
-    return data.get("transaction") if isinstance(data, dict) else None
+    return _transaction(data) if isinstance(data, dict) else None

@@ -82,3 +82,11 @@ class MqttError(BridgeError):
     def __init__(self, message: str, rc: int | None = None) -> None:
         self.rc = rc
         super().__init__(message)
+
+
+# Exit codes of `cwa2mqtt` (documented in the README): the one place they are defined.
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 77  # CWA rejected the credentials (EX_NOPERM)
+EXIT_CONFIG = 78  # the configuration cannot work (EX_CONFIG): systemd must not restart in a loop

@@ -7,6 +7,7 @@ fix lands on both sides at once.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -261,14 +262,41 @@ def parse_timestamp(text: object) -> datetime | None:
 
 
 _ID_INVALID = re.compile(r"[^a-z0-9_-]")
+MAX_ID_LENGTH = 64
+# The one id rule, for configured ids, derived ids, light names and ids read back from the broker.
+ID_PATTERN = re.compile(rf"[a-z0-9_-]{{1,{MAX_ID_LENGTH}}}")
 # Ids that name a topic subtree of the bridge itself; "lights" would collide with <base>/lights/<name>.
 RESERVED_IDS = frozenset({"bridge", "self", "lights"})
 
 
-def derive_id(uri: str) -> str:
-    """The topic id of a watched URI: its local part, lower case, other characters as ``_``.
+def valid_id(value: object) -> bool:
+    """``value`` can be a topic id: ``[a-z0-9_-]``, 1 to 64 characters (reserved names aside)."""
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
-    ``sip:carol.nguyen@example.org`` → ``carol_nguyen`` (interface.md §3).
+
+def entity_key(ident: str) -> str:
+    """What Home Assistant makes of an id in an entity id: ``a-b`` and ``a_b`` collide there."""
+    return ident.replace("-", "_")
+
+
+def uri_hash(uri: str) -> str:
+    """6 hex characters standing for a URI (case and ``sip:`` prefix ignored): stable across runs."""
+    key = uri.strip().lower()
+    key = key if key.startswith("sip:") else f"sip:{key}"
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=3).hexdigest()
+
+
+def with_hash(ident: str, uri: str) -> str:
+    """``ident`` cut to 57 characters plus ``-`` and the URI's hash: unique, and at most 64 long."""
+    return f"{ident[: MAX_ID_LENGTH - 7]}-{uri_hash(uri)}"
+
+
+def derive_id(uri: str) -> str:
+    """The topic id of a watched URI: its local part, lower case, other characters as ``_``; a
+    longer one than 64 characters is cut and given a hash suffix (`with_hash`).
+
+    ``sip:carol.nguyen@example.org`` → ``carol_nguyen`` (README, "Ids").
     """
     local = uri.split(":", 1)[-1].split("@", 1)[0].strip().lower()
-    return _ID_INVALID.sub("_", local) or "_"
+    ident = _ID_INVALID.sub("_", local) or "_"
+    return ident if len(ident) <= MAX_ID_LENGTH else with_hash(ident, uri)

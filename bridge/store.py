@@ -15,7 +15,16 @@ from datetime import datetime
 
 from bridge.cwa.messages import PresenceSummary
 from bridge.mqtt.topics import parse_presence_payload
-from bridge.presence import RESERVED_IDS, Presence, Status, derive_id, parse_timestamp
+from bridge.presence import (
+    RESERVED_IDS,
+    Presence,
+    Status,
+    derive_id,
+    entity_key,
+    parse_timestamp,
+    valid_id,
+    with_hash,
+)
 
 SELF_ID = "self"
 
@@ -40,6 +49,7 @@ class Entry:
     contact_name: str | None = None
     presence: Presence | None = None
     watchable: bool = True
+    unwatchable_reason: str | None = None  # why CWA cannot watch it, while `watchable` is False
     discovered_as: str | None = None  # device name used in the discovery last published
 
     def display_name(self) -> str | None:
@@ -66,7 +76,6 @@ class PresenceStore:
         self._entries: dict[str, Entry] = {w.id: Entry(w.id, w.uri, w.name) for w in watch}
         self._entries[SELF_ID] = Entry(SELF_ID, self_uri, None)
         self._by_uri = {uri_key(e.uri): e.id for e in self._entries.values()}
-        self.configured_ids = frozenset(self._entries)
         self._retained: dict[str, Presence] = {}
 
     def __iter__(self) -> Iterator[Entry]:
@@ -102,16 +111,17 @@ class PresenceStore:
         name = entry.name or summary.display_name or entry.contact_name
         fresh = Presence.observe(entry.uri, name, summary.availability, summary.activity, summary.notes)
         entry.presence = fresh.advance(entry.presence or self._retained.get(entry.id), now)
-        entry.watchable = True
 
     def apply_contacts(self, contacts: Iterable[tuple[str, str | None]]) -> tuple[list[str], list[Entry]]:
         """Follow the contact list: returns the ids added and the contact entries removed."""
         current: set[str] = set()
         added: list[str] = []
-        for uri, name in contacts:
+        # In URI order, so that which of two colliding contacts gets the hash suffix does not
+        # depend on the order CWA lists them in.
+        for uri, name in sorted(contacts, key=lambda c: uri_key(c[0])):
             entry = self.by_uri(uri)
             if entry is None:
-                entry = Entry(self._free_id(derive_id(uri)), uri, None, from_contacts=True)
+                entry = Entry(self._free_id(derive_id(uri), uri), uri, None, from_contacts=True)
                 self._entries[entry.id] = entry
                 self._by_uri[uri_key(uri)] = entry.id
                 added.append(entry.id)
@@ -123,10 +133,16 @@ class PresenceStore:
             self._by_uri.pop(uri_key(entry.uri), None)
         return added, gone
 
-    def _free_id(self, wanted: str) -> str:
-        ident, n = wanted, 2
-        while ident in self._entries or ident in RESERVED_IDS:
-            ident, n = f"{wanted}_{n}", n + 1
+    def _free_id(self, wanted: str, uri: str) -> str:
+        """``wanted``, or, when it collides (also as Home Assistant sees ids: ``a-b`` is ``a_b``),
+        ``wanted`` with the URI's hash: stable across restarts."""
+        taken = {entity_key(i) for i in self._entries} | RESERVED_IDS
+        if entity_key(wanted) not in taken:
+            return wanted
+        ident = with_hash(wanted, uri)
+        n = 2
+        while entity_key(ident) in taken:  # two URIs with the same 24-bit hash: vanishingly rare
+            ident, n = with_hash(f"{wanted}_{n}", uri), n + 1
         return ident
 
     def load_retained(
@@ -137,7 +153,7 @@ class PresenceStore:
         prefix = f"{base_topic}/"
         for topic, raw in retained.items():
             ident = topic[len(prefix) :]
-            if topic.startswith(prefix) and "/" not in ident:
+            if topic.startswith(prefix) and valid_id(ident):
                 prior = presence_from_payload(raw)
                 if prior is not None:
                     self._retained[ident] = prior
@@ -146,11 +162,7 @@ class PresenceStore:
                 moment = entry.presence.last_change or now
                 entry.presence = entry.presence.advance(self._retained.get(entry.id), moment)
         devices = _json_list(retained.get(devices_topic, b""))
-        return {d for d in devices if d not in self._entries and _valid_id(d)}
-
-
-def _valid_id(ident: object) -> bool:
-    return isinstance(ident, str) and bool(ident) and all(c.isalnum() or c in "_-" for c in ident)
+        return {d for d in devices if d not in self._entries and valid_id(d)}
 
 
 def _json_list(raw: bytes) -> list[str]:

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bridge.backoff import BackoffPolicy, InstantSleeper
 from bridge.cwa import codec
-from bridge.cwa.backoff import BackoffPolicy, InstantSleeper
 from bridge.cwa.client import CwaClient, CwaClientSettings
 from bridge.cwa.messages import (
     Accepted,

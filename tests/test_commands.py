@@ -16,7 +16,7 @@ from bridge.commands import (
     parse_self_set,
     parse_set_note,
     parse_set_status,
-    transaction_of,
+    parse_transaction,
 )
 from bridge.presence import Status
 
@@ -108,10 +108,10 @@ def test_refresh_requests() -> None:
     assert isinstance(parse_refresh(b"bob", known), Rejected)
 
 
-def test_transaction_of_any_payload() -> None:
-    assert transaction_of(b'{"transaction": "x"}') == "x"
-    assert transaction_of(b"") is None
-    assert transaction_of(b"garbage") is None
+def test_parse_transaction_any_payload() -> None:
+    assert parse_transaction(b'{"transaction": "x"}') == "x"
+    assert parse_transaction(b"") is None
+    assert parse_transaction(b"garbage") is None
 
 
 @given(st.binary(max_size=300))
@@ -141,3 +141,17 @@ def test_arbitrary_json_gives_a_command_or_a_rejection(value: object) -> None:
     if isinstance(result, SelfSet):
         assert result.status is not None or result.note is not None
         assert result.note is None or len(result.note) <= 255
+
+
+def test_a_transaction_too_long_to_echo_is_refused_not_echoed() -> None:
+    huge = "x" * 20_000_000
+    for parsed in (
+        parse_self_set(json.dumps({"status": "busy", "transaction": huge}).encode(), 255),
+        parse_refresh(json.dumps({"transaction": huge}).encode(), frozenset()),
+        parse_transaction(json.dumps({"transaction": huge}).encode()),
+    ):
+        assert isinstance(parsed, Rejected)
+        assert parsed.transaction is None
+        assert "at most 256" in parsed.error
+    ok = parse_self_set(json.dumps({"status": "busy", "transaction": "t" * 250}).encode(), 255)
+    assert isinstance(ok, SelfSet)

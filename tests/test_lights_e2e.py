@@ -118,9 +118,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def status_in_bridge(bridge: Bridge, ident: str) -> str | None:
     """The status the bridge holds for ``ident`` now (read from its HTTP snapshot)."""
-    for entry_id, presence, _watchable, _uri in bridge.service.snapshot.entries:
-        if entry_id == ident and presence is not None:
-            return presence.status.value
+    for row in bridge.service.snapshot.rows:
+        if row.id == ident and row.presence is not None:
+            return row.presence.status.value
     return None
 
 

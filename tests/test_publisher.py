@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import MqttError
-from bridge.mqtt.publisher import MqttPublisher, MqttSettings
+from bridge.mqtt.publisher import MqttPublisher
+from bridge.mqtt.settings import MqttSettings
 from tests.support.mqtt import Broker, MqttProbe, mosquitto_binary
 from tests.support.tls import TestCa
 
@@ -236,7 +237,8 @@ def test_last_will_after_the_process_is_killed(
     script = textwrap.dedent(
         f"""
         import sys, threading
-        from bridge.mqtt.publisher import MqttPublisher, MqttSettings
+        from bridge.mqtt.publisher import MqttPublisher
+        from bridge.mqtt.settings import MqttSettings
         settings = MqttSettings.from_url({mosquitto.url!r}, client_id="killed-{base_topic}",
                                          will_topic="{base_topic}/bridge/state")
         publisher = MqttPublisher(settings, subscriptions=[], on_message=lambda t, p: None)
@@ -285,42 +287,42 @@ def test_subscriptions_survive_a_broker_restart(
     assert inbox.wait(lambda: (f"{base_topic}/bridge/request/health_check", b"{}") in inbox.messages)
 
 
-def test_publishes_while_the_broker_is_away(
+def test_nothing_published_while_the_broker_is_away_goes_out_by_itself(
     mosquitto: Broker, make_publisher: MakePublisher, make_mqtt_probe: MakeProbe, base_topic: str
 ) -> None:
-    # A slower reconnect so the probe is listening before the publisher returns.
+    # The owner (the service) republishes its whole retained state from on_connect; the
+    # publisher replaying it too sent every topic that changed while away twice.
     publisher, inbox = make_publisher(mosquitto, reconnect_min_s=1.0, reconnect_max_s=1.0)
     mosquitto.kill()
     assert inbox.wait(lambda: inbox.disconnects == 1)
     publisher.publish(f"{base_topic}/bob", b"busy")
-    publisher.publish(f"{base_topic}/bob", b"away")
-    publisher.publish(f"{base_topic}/carol", b"available")
     publisher.publish(f"{base_topic}/lights/door/cmd", b"#FF0000", retain=False)
     assert not publisher.publish_and_wait(f"{base_topic}/dave", b"offline")
-    assert publisher.dropped == 1
+    assert publisher.dropped == 1  # the non-retained light command
     mosquitto.start()
     probe = make_mqtt_probe(mosquitto)
     probe.subscribe(f"{base_topic}/#")
     assert publisher.wait_connected(10)
-    probe.wait_for(f"{base_topic}/dave")
-    assert probe.retained(f"{base_topic}/bob") == b"away"
-    assert probe.retained(f"{base_topic}/carol") == b"available"
-    assert probe.messages(f"{base_topic}/bob") == [b"away"]  # only the latest value went out
+    assert inbox.wait(lambda: inbox.connects == 2)
+    publisher.publish(f"{base_topic}/bob", b"away")  # what the owner's replay does
+    probe.wait_for(f"{base_topic}/bob")
+    assert probe.messages(f"{base_topic}/bob") == [b"away"]
     assert probe.messages(f"{base_topic}/lights/door/cmd") == []
+    assert probe.messages(f"{base_topic}/dave") == []
 
 
 def test_keeps_retrying_while_the_broker_is_down_at_start(
     mosquitto: Broker, make_publisher: MakePublisher, make_mqtt_probe: MakeProbe, base_topic: str
 ) -> None:
     mosquitto.stop()
-    publisher, _ = make_publisher(mosquitto, start=False)
-    publisher.publish(f"{base_topic}/bob", b"early")
+    publisher, inbox = make_publisher(mosquitto, start=False)
     publisher.start()
     assert eventually(lambda: publisher.last_error is not None)
     assert not publisher.connected
     mosquitto.start()
     assert publisher.wait_connected(10)
-    assert make_mqtt_probe(mosquitto).retained(f"{base_topic}/bob") == b"early"
+    assert inbox.wait(lambda: inbox.connects == 1)  # the owner is told, and publishes its state
+    assert make_mqtt_probe(mosquitto).retained(f"{base_topic}/bridge/state") == b"online"
     assert publisher.last_error is None
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from bridge.mqtt.publisher import MAX_QUEUED_MESSAGES, MqttPublisher, MqttSettings
+from bridge.mqtt.paho_glue import MAX_QUEUED_MESSAGES
+from bridge.mqtt.publisher import MqttPublisher
+from bridge.mqtt.settings import MqttSettings
 from tests.support.mqtt import Broker, MqttProbe
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bridge.mqtt.publisher import MqttPublisher, MqttSettings
+from bridge.mqtt.publisher import MqttPublisher
+from bridge.mqtt.settings import MqttSettings
 from tests.support.mqtt import Broker, MqttProbe
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,8 @@ import tracemalloc
 
 import pytest
 
-from bridge.mqtt.publisher import MqttPublisher, MqttSettings
+from bridge.mqtt.publisher import MqttPublisher
+from bridge.mqtt.settings import MqttSettings
 from tests.support.mqtt import Broker
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,9 @@ import pytest
 from bridge.cwa.messages import PresenceSummary
 from bridge.cwa.notices import CommandOutcome, ContactsNotice, SessionNotice, UserNotice, WatchabilityNotice
 from bridge.errors import CommandFailed
-from bridge.presence import Note, Status
+from bridge.presence import Note, Status, with_hash
 from bridge.service import Service, ServiceOptions, WatchSpec
+from tests.support.outputs import wait_until
 
 BASE = "cwa2mqtt"
 BOB = "sip:bob@example.org"
@@ -77,11 +78,17 @@ class FakeMqtt:
 
 
 class Clock:
+    """Wall-clock time for timestamps and a monotonic one for grace periods, both moved by tests."""
+
     def __init__(self) -> None:
         self.now = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
+        self.mono = 1000.0
 
     def __call__(self) -> datetime:
         return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
 
 
 def summary(
@@ -108,6 +115,7 @@ def make() -> Any:
                 self_uri="sip:alice@example.org", cwa_url="https://cwa.example.org", **options
             ),
             clock=clock,
+            monotonic=clock.monotonic,
         )
         services.append(service)
         service.start()
@@ -252,7 +260,7 @@ def responses(mqtt: FakeMqtt, op: str = "self/set") -> list[dict[str, Any]]:
 def wait_responses(
     service: Service, mqtt: FakeMqtt, count: int, op: str = "self/set"
 ) -> list[dict[str, Any]]:
-    service._worker.submit(lambda: None).result(timeout=5)  # the command worker has finished
+    wait_until(lambda: len(responses(mqtt, op)) >= count, 5, f"{count} responses on {op}")
     found = responses(mqtt, op)
     assert len(found) == count, found
     return found
@@ -366,7 +374,7 @@ def test_broker_reconnect_republishes_everything(make: Any) -> None:
 
 
 def test_discovery_names_a_device_once_its_display_name_is_known(make: Any) -> None:
-    service, _, mqtt, _ = make(start_grace_s=0.3)
+    service, _, mqtt, _ = make(start_grace_s=5)
     connect(service)
     feed(service, SessionNotice("online"))
     bob_config = "homeassistant/sensor/cwa2mqtt_bob/status/config"
@@ -379,10 +387,45 @@ def test_discovery_names_a_device_once_its_display_name_is_known(make: Any) -> N
 
 
 def test_a_user_cwa_never_names_is_discovered_under_its_uri_after_the_grace(make: Any) -> None:
-    service, _, mqtt, _ = make(start_grace_s=0.2)
+    service, _, mqtt, clock = make(start_grace_s=5)
     connect(service)
     self_config = "homeassistant/sensor/cwa2mqtt_self/status/config"
-    deadline = datetime.now(UTC) + timedelta(seconds=5)
-    while self_config not in mqtt.topics() and datetime.now(UTC) < deadline:
-        assert service.drain()
+    assert service.drain()
+    assert self_config not in mqtt.topics()  # within the grace: CWA may still name it
+    clock.mono += 5.1
+    assert service.drain()
+    assert service.drain()  # the gate is checked after each input
     assert json.loads(mqtt.last(self_config))["device"]["name"] == "sip:alice@example.org"
+
+
+def test_a_user_cwa_cannot_watch_stays_offline_with_its_reason_everywhere(make: Any) -> None:
+    service, _, mqtt, _ = make()
+    connect(service)
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(3500)))
+    feed(service, WatchabilityNotice(CAROL, False, "unknown user"))
+    mqtt.log.clear()
+    # Servers send an offline snapshot with the refusal: it does not make Carol watchable.
+    feed(service, UserNotice(CAROL, summary(18500)), WatchabilityNotice(CAROL, False, "unknown user"))
+    availability = [p for t, p, _ in mqtt.log if t == f"{BASE}/carol/availability"]
+    assert set(availability) <= {b"offline"}
+    assert mqtt.retained_store[f"{BASE}/carol/availability"] == b"offline"
+    info = json.loads(mqtt.retained_store[f"{BASE}/bridge/info"])
+    assert info["unwatchable"] == {"carol": "unknown user"}
+    assert json.loads(mqtt.retained_store[f"{BASE}/carol"])["unwatchable"] == "unknown user"
+    assert "unwatchable" not in json.loads(mqtt.retained_store[f"{BASE}/bob"])
+    assert [r.unwatchable for r in service.snapshot.rows if r.id == "carol"] == ["unknown user"]
+    feed(service, WatchabilityNotice(CAROL, True, None))
+    assert mqtt.retained_store[f"{BASE}/carol/availability"] == b"online"
+    assert json.loads(mqtt.retained_store[f"{BASE}/bridge/info"])["unwatchable"] == {}
+
+
+def test_one_entry_that_cannot_be_published_stops_nobody_else(make: Any) -> None:
+    service, _, mqtt, _ = make(watch_contacts=True)
+    huge = "sip:" + "x" * 70_000 + "@example.org"
+    connect(service)
+    feed(service, SessionNotice("online"), ContactsNotice(((huge, "Huge"), (BOB, "Bob"))))
+    feed(service, UserNotice(BOB, summary(6500)))
+    assert json.loads(mqtt.last(f"{BASE}/bob"))["status"] == "busy"
+    capped = with_hash("x" * 70_000, huge)
+    assert capped in json.loads(mqtt.retained_store[f"{BASE}/bridge/info"])["watched"]
+    assert mqtt.retained_store[f"{BASE}/{capped}/availability"] == b"online"

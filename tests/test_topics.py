@@ -223,6 +223,7 @@ def test_info_payload_publishes_the_host_only() -> None:
         "session": "online",
         "since": "2026-11-22T09:00:00Z",
         "watched": ["bob", "carol"],
+        "unwatchable": {},
         "last_error": None,
     }
 

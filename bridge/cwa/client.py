@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from bridge.cwa.backoff import BackoffPolicy, Sleeper, event_sleeper
+from bridge.backoff import BackoffPolicy, Sleeper, event_sleeper
 from bridge.cwa.commanding import SUBSCRIBE_BATCH, CommandChannel
 from bridge.cwa.messages import (
     ContactGroupEvent,

@@ -13,13 +13,13 @@ state (a wled light gets ``ON`` before its colour). Overrides live in memory: a 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from bridge.commands import Rejected, parse_transaction
 from bridge.lights.model import (
     LightState,
     Override,
@@ -131,8 +131,10 @@ class LightController:
         Response: ``{"status": "ok", "data": {"light", "override", "until"}}`` or
         ``{"status": "error", "error": "..."}``, with the request's ``transaction`` echoed.
         """
-        transaction = _transaction(raw)
+        transaction = parse_transaction(raw)
         response: dict[str, Any]
+        if isinstance(transaction, Rejected):
+            return [], {"status": "error", "error": transaction.error}
         if name not in self._specs:
             response = {"status": "error", "error": f"unknown light {name!r}"}
             log.warning("lights.override.rejected light=%r reason=unknown_light", name)
@@ -186,14 +188,6 @@ class LightController:
 
 def _system_clock() -> datetime:
     return datetime.now(UTC)
-
-
-def _transaction(raw: bytes) -> Any:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return body.get("transaction") if isinstance(body, dict) else None
 
 
 def _with_transaction(response: dict[str, Any], transaction: Any) -> dict[str, Any]:

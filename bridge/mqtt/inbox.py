@@ -4,8 +4,8 @@ Runs on paho's network thread (`suback`, `deliver`) and on callers' threads (`co
 shares the publisher's condition (and so its lock), which is never held while calling into paho.
 
 Messages that arrive with the retain flag (stored messages replayed at subscribe time, e.g. a
-command someone published retained) are not passed on unless ``deliver_retained`` is set: an
-old command must not be re-executed on every reconnect.
+command someone published retained) are not passed on: an old command must not be re-executed on
+every reconnect.
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ class Inbox:
         subscriptions: list[str],
         on_message: Callable[[str, bytes], None],
         *,
-        deliver_retained: bool,
         cond: threading.Condition,
     ) -> None:
         self._subscriptions = subscriptions
         self._on_message = on_message
-        self._deliver_retained = deliver_retained
         self._cond = cond
         # --- guarded by cond
         self._collectors: list[_Collector] = []
@@ -64,10 +62,9 @@ class Inbox:
                     c.add(topic, payload)
                 if hits:
                     self._cond.notify_all()
-            if not self._deliver_retained:
-                if not hits:
-                    log.debug("mqtt.retained_ignored topic=%s", topic)
-                return
+            if not hits:
+                log.debug("mqtt.retained_ignored topic=%s", topic)
+            return
         if not any(paho.topic_matches_sub(s, topic) for s in self._subscriptions):
             return
         try:

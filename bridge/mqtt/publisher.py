@@ -4,23 +4,23 @@ Theory of operation
 -------------------
 `bridge.mqtt.supervisor` owns the connection: a fresh paho client per attempt (paho never
 reconnects by itself, and never replays a stale queued publish after a newer one) and a capped,
-jittered back-off between attempts. `bridge.mqtt.outbox` keeps the "what must reach the broker"
-state; `bridge.mqtt.inbox` handles what arrives; `bridge.mqtt.paho_glue` knows paho's quirks.
+jittered back-off between attempts. `bridge.mqtt.outbox` is the backpressure window;
+`bridge.mqtt.inbox` handles what arrives; `bridge.mqtt.paho_glue` knows paho's quirks.
 
 Paho callbacks stay dumb: they only post an event for the supervisor (connect, refuse, loss),
 subscribe (so a reconnect never leaves the bridge deaf) or hand a message on. They may fire
 twice; every handler is idempotent and ignores events of a client that is no longer current.
 
 After each connect the supervisor thread, in this order: waits for the SUBACK of the command
-subscriptions, publishes ``online`` on ``will_topic``, flushes the retained publishes made while
-away (latest payload per topic only), waits (bounded by ``connect_timeout_s``) for their acks,
-marks the publisher connected, then calls ``on_connect`` -- from the supervisor thread, not paho's, so
-``on_connect`` may use `publish_and_wait` and `read_retained`. ``on_message`` is called from
-paho's network thread and must not wait for acks (doing so raises RuntimeError).
+subscriptions, publishes ``online`` on ``will_topic`` and waits (bounded by ``connect_timeout_s``)
+for its ack, marks the publisher connected, then calls ``on_connect`` -- from the supervisor
+thread, not paho's, so ``on_connect`` may use `publish_and_wait` and `read_retained`.
+``on_message`` is called from paho's network thread and must not wait for acks (doing so raises
+RuntimeError).
 
-While away, retained publishes are kept (latest per topic) and non-retained ones dropped and
-counted in `dropped` (rules in `bridge.mqtt.outbox`). Retained messages arriving are not passed to
-``on_message`` unless ``deliver_retained`` is set (`bridge.mqtt.inbox`).
+While away, nothing is kept: the owner republishes its retained state from ``on_connect`` (the
+one replay), and non-retained publishes are dropped and counted in `dropped`. Retained messages
+arriving are not passed to ``on_message`` (`bridge.mqtt.inbox`).
 
 Locking: ``_lock`` guards this module's small state and is never held while calling into paho,
 so a paho thread waiting on it can never deadlock with a caller waiting inside paho.
@@ -40,31 +40,10 @@ from paho.mqtt.enums import MQTTErrorCode
 from bridge.errors import MqttError
 from bridge.mqtt.inbox import Inbox
 from bridge.mqtt.outbox import Outbox
-from bridge.mqtt.paho_glue import (
-    BACKPRESSURE_AT,
-    MAX_INFLIGHT_MESSAGES,
-    MAX_QUEUED_MESSAGES,
-    QOS2_INFLIGHT_MESSAGES,
-    TlsContext,
-    await_acks,
-    new_client,
-    translate,
-)
+from bridge.mqtt.paho_glue import BACKPRESSURE_AT, TlsContext, await_acks, new_client, translate
 from bridge.mqtt.settings import MqttSettings
 from bridge.mqtt.supervisor import STOP_ACK_TIMEOUT_S, Supervisor
 from bridge.mqtt.topics import validate_publish_topic
-
-# Names importable from here since before the split into settings / paho_glue / outbox / supervisor.
-__all__ = [
-    "BACKPRESSURE_AT",
-    "MAX_INFLIGHT_MESSAGES",
-    "MAX_QUEUED_MESSAGES",
-    "QOS2_INFLIGHT_MESSAGES",
-    "STOP_ACK_TIMEOUT_S",
-    "MqttPublisher",
-    "MqttSettings",
-    "translate",
-]
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +57,6 @@ class MqttPublisher:
         on_message: Callable[[str, bytes], None],
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
-        deliver_retained: bool = False,
     ) -> None:
         self._settings = settings
         self._subscriptions = list(subscriptions)
@@ -86,9 +64,7 @@ class MqttPublisher:
         self._on_disconnect = on_disconnect
         self._lock = threading.Lock()
         self._ready_cond = threading.Condition(self._lock)
-        self._inbox = Inbox(
-            self._subscriptions, on_message, deliver_retained=deliver_retained, cond=self._ready_cond
-        )
+        self._inbox = Inbox(self._subscriptions, on_message, cond=self._ready_cond)
         self._supervisor = Supervisor(
             settings,
             new_client=self._new_client,
@@ -176,7 +152,7 @@ class MqttPublisher:
     def publish(
         self, topic: str, payload: bytes | str, *, retain: bool = True, qos: int | None = None
     ) -> None:
-        """Publish now, or remember it (retained: latest per topic) / drop it (non-retained) while away."""
+        """Publish now; while the broker is away, skip it (see the module docstring)."""
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         q = self._settings.qos if qos is None else qos
         self._publish(topic, data, retain, q)
@@ -204,7 +180,7 @@ class MqttPublisher:
         with self._lock:
             client = self._client if self._ready else None
             if client is None:
-                self._keep_while_away(topic, data, retain, qos)
+                self._away(topic, retain)
                 return None
         if qos > 0:
             self._make_room()
@@ -219,13 +195,11 @@ class MqttPublisher:
                 log.warning("mqtt.dropped reason=queue_full topic=%s", topic)
                 return None
             if rc == MQTTErrorCode.MQTT_ERR_NO_CONN or client is not self._client or not self._ready:
-                # The connection ended under us: the supervisor may already have collected the
-                # unacknowledged messages, so keep this one ourselves.
-                self._keep_while_away(topic, data, retain, qos)
+                self._away(topic, retain)  # the connection ended under us
                 return None
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 raise translate(rc, f"publish to {topic!r}")
-            self._outbox.sent(info, topic, data, retain, qos)
+            self._outbox.sent(info, qos)
         return info
 
     def _make_room(self) -> None:
@@ -251,9 +225,10 @@ class MqttPublisher:
                 with self._lock:
                     self._outbox.skip(oldest)
 
-    def _keep_while_away(self, topic: str, data: bytes, retain: bool, qos: int) -> None:
+    def _away(self, topic: str, retain: bool) -> None:
         """Called with ``_lock`` held."""
-        if not self._outbox.keep_while_away(topic, data, retain, qos):
+        self._outbox.away(retain)
+        if not retain:
             log.debug("mqtt.dropped reason=disconnected topic=%s", topic)
 
     # ------------------------------------------------------------------ reading retained state
@@ -317,27 +292,15 @@ class MqttPublisher:
                 log.warning("mqtt.subscribe.slow no SUBACK within %.1fs", s.connect_timeout_s)
             self._inbox.forget_subacks()
         log.info("mqtt.connected host=%s port=%s connects=%d", s.host, s.port, n)
-        # `online`, then what was published while away, in batches until nothing new arrived
-        # meanwhile; only then go "ready", so a concurrent publish is never overtaken by an older
-        # value. Waiting (bounded) for the acks makes "connected" mean "the broker has our state".
+        # `online` first and acknowledged (bounded), then "ready"; the owner's on_connect then
+        # republishes its retained state.
         deadline = time.monotonic() + s.connect_timeout_s
         infos = [client.publish(s.will_topic, b"online", qos=s.qos, retain=True)] if s.will_topic else []
-        while True:
-            await_acks(infos, deadline)
-            infos = []
-            with self._ready_cond:
-                batch = self._outbox.take_pending()
-                if not batch:
-                    self._ready = True
-                    self._last_error = None
-                    self._ready_cond.notify_all()
-                    break
-            for topic, (data, qos) in batch.items():
-                info = client.publish(topic, data, qos=qos, retain=True)
-                infos.append(info)
-                if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS and qos > 0:
-                    with self._lock:
-                        self._outbox.resent(info, topic, data, qos)
+        await_acks(infos, deadline)
+        with self._ready_cond:
+            self._ready = True
+            self._last_error = None
+            self._ready_cond.notify_all()
         if self._on_connect is not None:
             try:
                 self._on_connect()

@@ -22,10 +22,11 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
+# The publisher's logger: the MQTT adapter logs under one name (the JSON format shows it).
+from bridge.backoff import BackoffPolicy
 from bridge.mqtt.paho_glue import TlsContext, dispose
 from bridge.mqtt.settings import MqttSettings
 
-# The publisher's logger: the MQTT adapter logs under one name (the JSON format shows it).
 log = logging.getLogger("bridge.mqtt.publisher")
 
 STOP_ACK_TIMEOUT_S = 2.0
@@ -81,16 +82,23 @@ class Supervisor:
                 log.warning("mqtt.stop.timeout the supervisor did not end in time")
 
     def _supervise(self) -> None:
-        delay = self._settings.reconnect_min_s
+        policy = BackoffPolicy(self._settings.reconnect_min_s, self._settings.reconnect_max_s)
+        rng = random.Random()  # noqa: S311 - jitter, not crypto
+        attempt = 0
         while not self._stopping.is_set():
+            attempt += 1
+            delay = policy.delay(attempt, rng)
             client, tls = self._new_client()
             try:
                 client.connect(self._settings.host, self._settings.port, self._settings.keepalive_s)
             except (OSError, ValueError) as exc:
                 if tls is not None:
                     tls.close_last()
+                s = self._settings
                 self._on_error(f"connect failed: {type(exc).__name__}: {exc}")
-                log.warning("mqtt.connect_failed error=%s retry_in=%.1fs", type(exc).__name__, delay)
+                log.warning(
+                    "mqtt.connect_failed host=%s port=%s error=%s retry_in=%.1fs", s.host, s.port, exc, delay
+                )
             else:
                 client.loop_start()
                 if self._stopping.is_set():
@@ -99,12 +107,10 @@ class Supervisor:
                 client.loop_stop()
                 dispose(client)
                 if was_up:
-                    delay = self._settings.reconnect_min_s
+                    attempt, delay = 0, policy.delay(1, rng)
             if self._stopping.is_set():
                 break
-            # Capped exponential back-off with jitter: between half and all of the current delay.
-            self._stopping.wait(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto
-            delay = min(delay * 2, self._settings.reconnect_max_s)
+            self._stopping.wait(delay)
 
     def _serve(self, client: paho.Client) -> bool:
         """Handle one connection's events until it ends; True if it was established."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit
 from bridge import presence
 from bridge.presence import Presence, format_timestamp, parse_timestamp
 
-ID_PATTERN = re.compile(r"[a-z0-9_-]+")
+ID_PATTERN = presence.ID_PATTERN
 SELF_ID = "self"
 # `<base>/bridge/...` and `<base>/lights/...` are bridge-level subtrees: a user with one of
 # these ids would share topics with them (e.g. a light named "status" and a user "lights").
@@ -232,9 +231,10 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
-def presence_dict(p: Presence) -> dict[str, object]:
-    """The presence JSON of interface.md §4 as a dict, keys in contract order."""
-    return {
+def presence_dict(p: Presence, unwatchable: str | None = None) -> dict[str, object]:
+    """The presence JSON as a dict, keys in the documented order; ``unwatchable`` (why CWA cannot
+    watch the user) is added only while there is a reason, so HA shows it among the attributes."""
+    data: dict[str, object] = {
         "uri": p.uri,
         "name": p.name,
         "status": p.status.value,
@@ -246,11 +246,14 @@ def presence_dict(p: Presence) -> dict[str, object]:
         "out_of_office": p.out_of_office,
         "last_change": format_timestamp(p.last_change),
     }
+    if unwatchable is not None:
+        data["unwatchable"] = unwatchable
+    return data
 
 
-def presence_payload(p: Presence) -> bytes:
-    """``<base>/<id>``: compact UTF-8 JSON, every key present, contract key order."""
-    return _json(presence_dict(p))
+def presence_payload(p: Presence, unwatchable: str | None = None) -> bytes:
+    """``<base>/<id>``: compact UTF-8 JSON, every key present, documented key order."""
+    return _json(presence_dict(p, unwatchable))
 
 
 def attribute_payloads(p: Presence) -> dict[Field, bytes]:
@@ -295,6 +298,7 @@ def info_payload(
     since: datetime | None,
     watched: Iterable[str],
     last_error: str | None = None,
+    unwatchable: Mapping[str, str] | None = None,
 ) -> bytes:
     """``<base>/bridge/info``. ``cwa_server`` may be the full URL: only its host is published."""
     if session not in SESSION_STATES:
@@ -307,6 +311,7 @@ def info_payload(
             "session": session,
             "since": format_timestamp(since),
             "watched": list(watched),
+            "unwatchable": dict(unwatchable or {}),
             "last_error": last_error,
         }
     )

@@ -1,0 +1,134 @@
+"""What a store entry looks like on MQTT: pure functions from state to retained messages.
+
+No I/O and no clock: the loop hands in the entry and the facts it needs (is the session online,
+was discovery of this device published yet) and publishes what comes back through
+`bridge.service.retained`, which drops what has not changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from bridge import __version__
+from bridge.lights.model import status_color
+from bridge.mqtt import discovery as disco
+from bridge.mqtt.topics import Topics, attribute_payloads, info_payload, presence_payload
+from bridge.presence import Presence
+from bridge.service.ports import ServiceOptions
+from bridge.store import SELF_ID, Entry, PresenceStore
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+class Retained(NamedTuple):
+    """One retained message; ``kind`` names it for the publish metrics (None: not counted)."""
+
+    topic: str
+    payload: bytes
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """The options that shape the messages, built once from `ServiceOptions`."""
+
+    options: ServiceOptions
+    topics: Topics
+    discovery: disco.DiscoveryContext
+
+    @classmethod
+    def of(cls, options: ServiceOptions) -> Projection:
+        return cls(
+            options=options,
+            topics=Topics(options.base_topic),
+            discovery=disco.DiscoveryContext(
+                prefix=options.discovery_prefix,
+                base_topic=options.base_topic,
+                sw_version=__version__,
+                note_max_length=options.note_max_length,
+                configuration_url=options.configuration_url,
+            ),
+        )
+
+    # ------------------------------------------------------------------ users
+
+    def state(self, entry: Entry) -> list[Retained]:
+        """The presence topics of ``entry`` (JSON, attributes, colour), as the options ask."""
+        presence = entry.presence
+        reason = None if entry.watchable else entry.unwatchable_reason
+        if presence is None:
+            if reason is None:
+                return []
+            presence = Presence.unknown(entry.uri)  # the reason must reach HA's attributes
+        presence = presence.with_name(entry.display_name())
+        t, output = self.topics, self.options.output
+        out: list[Retained] = []
+        if output in ("json", "both"):
+            out.append(Retained(t.presence(entry.id), presence_payload(presence, reason), "presence"))
+        if output in ("attributes", "both"):
+            out += [Retained(t.attribute(entry.id, f), p) for f, p in attribute_payloads(presence).items()]
+        if self.options.color_topics:
+            out.append(Retained(t.color(entry.id), status_color(presence.status).encode()))
+        return out
+
+    def availability(self, entry: Entry, session_online: bool) -> Retained:
+        online = session_online and entry.watchable
+        return Retained(self.topics.availability(entry.id), ONLINE if online else OFFLINE)
+
+    def user_discovery(self, entry: Entry, display: str) -> list[Retained]:
+        msgs = disco.user_discovery(self.discovery, entry.id, display, entry.uri, is_self=entry.id == SELF_ID)
+        return [Retained(m.topic, m.payload) for m in msgs]
+
+    def removal_topics(self, ident: str) -> list[str]:
+        """Every retained topic a bridged id may own: cleared when the id stops being bridged."""
+        t = self.topics
+        topics = [t.presence(ident), t.availability(ident), t.color(ident)]
+        topics += [t.attribute(ident, f) for f in ("status", "activity", "note")]
+        if self.options.discovery:
+            topics += disco.discovery_topics(self.options.discovery_prefix, ident, is_self=ident == SELF_ID)
+        return topics
+
+    # ------------------------------------------------------------------ bridge
+
+    def bridge_discovery(self, light_names: Iterable[str]) -> list[Retained]:
+        msgs = list(disco.bridge_discovery(self.discovery))
+        for name in light_names:
+            msgs += disco.light_discovery(self.discovery, name)
+        return [Retained(m.topic, m.payload) for m in msgs]
+
+    def bridge(
+        self,
+        store: PresenceStore,
+        *,
+        session: str,
+        since: datetime | None,
+        last_error: str | None,
+    ) -> list[Retained]:
+        """``bridge/cwa``, ``bridge/info`` and ``bridge/devices``."""
+        t = self.topics
+        info = info_payload(
+            version=__version__,
+            cwa_server=urlsplit(self.options.cwa_url).hostname or "",
+            uri=self.options.self_uri,
+            session=session,
+            since=since,
+            watched=store.watched_ids(),
+            last_error=last_error,
+            unwatchable={e.id: e.unwatchable_reason or "" for e in store if not e.watchable},
+        )
+        published = sorted(e.id for e in store if e.presence is not None or e.id != SELF_ID)
+        return [
+            Retained(t.bridge_cwa, ONLINE if session == "online" else OFFLINE),
+            Retained(t.bridge_info, info),
+            Retained(t.bridge_devices, _json_bytes(published)),
+        ]
+
+
+def _json_bytes(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
