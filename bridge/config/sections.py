@@ -180,7 +180,7 @@ class MqttConfig(SectionModel):
 
 
 class HomeAssistantConfig(SectionModel):
-    """``homeassistant:`` — MQTT discovery (interface.md §5)."""
+    """``homeassistant:`` — Home Assistant MQTT discovery (README, section "Home Assistant")."""
 
     discovery: bool = Field(True, description="Publish Home Assistant discovery.")
     prefix: str = Field("homeassistant", description="Discovery prefix.")
