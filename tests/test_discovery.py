@@ -308,3 +308,17 @@ def test_clearing_topics_match_what_was_published() -> None:
 def test_prefix_is_validated() -> None:
     with pytest.raises(ValueError, match="topic"):
         DiscoveryContext("home/#", "cwa2mqtt", "1")
+
+
+def test_discovery_modules_stay_pure() -> None:
+    """The entity table and the payload builders import no network, thread or clock module."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "bridge" / "mqtt"
+    for name in ("discovery.py", "discovery_entities.py"):
+        tree = ast.parse((root / name).read_text(encoding="utf-8"))
+        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        roots = {m.split(".")[0] for m in modules}
+        assert not roots & {"paho", "httpx", "socket", "threading", "time", "asyncio"}, name

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.config import Settings
@@ -26,7 +28,7 @@ from bridge.mqtt.discovery import (
     removal_topics,
     user_device,
 )
-from bridge.mqtt.topics import presence_payload
+from bridge.mqtt.topics import RESERVED_IDS, presence_payload
 from bridge.presence import Presence, Status
 from tests.support.config import BASE_YAML
 from tests.support.ha_schema import component_errors, device_payload_errors
@@ -96,10 +98,10 @@ def test_bridge_device_carries_its_lights_and_self_its_commands() -> None:
     assert {"select_set_status", "text_set_note"} <= set(me["components"])
 
 
-def entity_views(ctx: DiscoveryContext) -> dict[str, dict[str, Any]]:
+def entity_views(ctx: DiscoveryContext, of: list[Device] | None = None) -> dict[str, dict[str, Any]]:
     """Every entity as HA builds it: (platform, unique_id) -> its config with device and origin."""
     views: dict[str, dict[str, Any]] = {}
-    for device in devices(ctx):
+    for device in devices(ctx) if of is None else of:
         for msg in messages(ctx, device):
             payload = doc(msg)
             if ctx.discovery_format == "component":
@@ -141,6 +143,29 @@ def test_the_recorded_schema_catches_what_ha_refuses() -> None:
 def test_entity_names_never_repeat_the_device_name() -> None:
     for entity in entity_views(DEVICE).values():
         assert not str(entity["name"]).lower().startswith(str(entity["device"]["name"]).lower())
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    ident=st.from_regex(r"[a-z0-9_-]{1,64}", fullmatch=True).filter(
+        lambda i: i not in RESERVED_IDS | {"self"}
+    ),
+    name=st.one_of(st.none(), st.text(max_size=80)),
+)
+def test_any_id_and_name_give_payloads_ha_accepts_in_both_formats(ident: str, name: str | None) -> None:
+    for ctx in (COMPONENT, DEVICE):
+        (device,) = [user_device(ctx, ident, name, f"sip:{ident}@example.org")]
+        for msg in messages(ctx, device):
+            payload = doc(msg)
+            if ctx.discovery_format == "device":
+                assert device_payload_errors(payload) == []
+            else:
+                assert component_errors(msg.topic.split("/")[1], payload) == []
+    assert entity_views_of(COMPONENT, ident, name) == entity_views_of(DEVICE, ident, name)
+
+
+def entity_views_of(ctx: DiscoveryContext, ident: str, name: str | None) -> dict[str, dict[str, Any]]:
+    return entity_views(ctx, [user_device(ctx, ident, name, f"sip:{ident}@example.org")])
 
 
 # ---------------------------------------------------------------------------------------------- templates
