@@ -1,4 +1,4 @@
-"""Home Assistant discovery payloads (interface.md §5), key by key."""
+"""Home Assistant discovery payloads in the component format, key by key (README: Home Assistant)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def test_bridge_entities() -> None:
     assert list(docs) == [
         "homeassistant/binary_sensor/cwa2mqtt_bridge/cwa/config",
         "homeassistant/button/cwa2mqtt_bridge/refresh/config",
+        "homeassistant/sensor/cwa2mqtt_bridge/session/config",
     ]
     device = {
         "identifiers": ["cwa2mqtt_bridge"],
@@ -80,6 +81,24 @@ def test_bridge_entities() -> None:
         "device": device,
         "origin": ORIGIN,
     }
+    assert docs["homeassistant/sensor/cwa2mqtt_bridge/session/config"] == {
+        "name": "CWA session",
+        "unique_id": "cwa2mqtt_bridge_session",
+        "default_entity_id": "sensor.cwa2mqtt_bridge_session",
+        "state_topic": "cwa2mqtt/bridge/info",
+        "value_template": "{{ value_json.session }}",
+        "device_class": "enum",
+        "options": ["connecting", "online", "reconnecting", "auth_failed", "stopped"],
+        "entity_category": "diagnostic",
+        "json_attributes_topic": "cwa2mqtt/bridge/info",
+        "json_attributes_template": (
+            "{{ {'since': value_json.since, 'last_error': value_json.last_error} | tojson }}"
+        ),
+        "icon": "mdi:lan-connect",
+        "availability": [{"topic": "cwa2mqtt/bridge/state"}],
+        "device": device,
+        "origin": ORIGIN,
+    }
 
 
 def test_bridge_device_links_the_presence_board_when_configured() -> None:
@@ -94,6 +113,9 @@ def test_watched_user_sensors_with_a_dash_in_the_id() -> None:
         "homeassistant/sensor/cwa2mqtt_carol-n/status/config",
         "homeassistant/sensor/cwa2mqtt_carol-n/activity/config",
         "homeassistant/sensor/cwa2mqtt_carol-n/note/config",
+        "homeassistant/binary_sensor/cwa2mqtt_carol-n/out_of_office/config",
+        "homeassistant/binary_sensor/cwa2mqtt_carol-n/in_a_call/config",
+        "homeassistant/sensor/cwa2mqtt_carol-n/last_change/config",
     ]
     device = {
         "identifiers": ["cwa2mqtt_carol-n"],
@@ -136,6 +158,37 @@ def test_watched_user_sensors_with_a_dash_in_the_id() -> None:
         "icon": "mdi:note-text-outline",
         **common,
     }
+    assert docs["homeassistant/binary_sensor/cwa2mqtt_carol-n/out_of_office/config"] == {
+        "name": "Out of office",
+        "unique_id": "cwa2mqtt_carol-n_out_of_office",
+        "default_entity_id": "binary_sensor.cwa2mqtt_carol_n_out_of_office",
+        "value_template": "{{ 'ON' if value_json.out_of_office else 'OFF' }}",
+        "payload_on": "ON",
+        "payload_off": "OFF",
+        "icon": "mdi:airplane",
+        **common,
+    }
+    assert docs["homeassistant/binary_sensor/cwa2mqtt_carol-n/in_a_call/config"] == {
+        "name": "In a call",
+        "unique_id": "cwa2mqtt_carol-n_in_a_call",
+        "default_entity_id": "binary_sensor.cwa2mqtt_carol_n_in_a_call",
+        "value_template": (
+            "{{ 'ON' if value_json.activity in ['on_the_phone', 'in_a_conference'] else 'OFF' }}"
+        ),
+        "payload_on": "ON",
+        "payload_off": "OFF",
+        "icon": "mdi:phone-in-talk",
+        **common,
+    }
+    assert docs["homeassistant/sensor/cwa2mqtt_carol-n/last_change/config"] == {
+        "name": "Last change",
+        "unique_id": "cwa2mqtt_carol-n_last_change",
+        "default_entity_id": "sensor.cwa2mqtt_carol_n_last_change",
+        "value_template": "{{ value_json.last_change }}",
+        "device_class": "timestamp",
+        "icon": "mdi:clock-outline",
+        **common,
+    }
 
 
 def test_device_name_falls_back_to_the_uri() -> None:
@@ -145,7 +198,7 @@ def test_device_name_falls_back_to_the_uri() -> None:
 
 def test_self_gets_select_and_text() -> None:
     docs = by_topic(user_discovery(CTX, "self", "Alice", "sip:alice@example.org", is_self=True))
-    assert len(docs) == 5
+    assert len(docs) == 8
     select = docs["homeassistant/select/cwa2mqtt_self/set_status/config"]
     settable = ["available", "busy", "do_not_disturb", "be_right_back", "away", "offline"]
     assert select["name"] == "Set status"
@@ -255,3 +308,17 @@ def test_clearing_topics_match_what_was_published() -> None:
 def test_prefix_is_validated() -> None:
     with pytest.raises(ValueError, match="topic"):
         DiscoveryContext("home/#", "cwa2mqtt", "1")
+
+
+def test_discovery_modules_stay_pure() -> None:
+    """The entity table and the payload builders import no network, thread or clock module."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "bridge" / "mqtt"
+    for name in ("discovery.py", "discovery_entities.py"):
+        tree = ast.parse((root / name).read_text(encoding="utf-8"))
+        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        roots = {m.split(".")[0] for m in modules}
+        assert not roots & {"paho", "httpx", "socket", "threading", "time", "asyncio"}, name

@@ -180,12 +180,16 @@ class MqttConfig(SectionModel):
 
 
 class HomeAssistantConfig(SectionModel):
-    """``homeassistant:`` — MQTT discovery (interface.md §5)."""
+    """``homeassistant:`` — Home Assistant MQTT discovery (README, section "Home Assistant")."""
 
     discovery: bool = Field(True, description="Publish Home Assistant discovery.")
     prefix: str = Field("homeassistant", description="Discovery prefix.")
     status_topic: str = Field(
         "homeassistant/status", description='HA birth topic; on "online" discovery and state are re-sent.'
+    )
+    discovery_format: Literal["component", "device"] = Field(
+        "component",
+        description="component: a config topic per entity (HA 2024.3+); device: one per device (2024.11+).",
     )
 
     _topics = field_validator("prefix", "status_topic")(check_topic)

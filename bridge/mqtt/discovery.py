@@ -1,42 +1,75 @@
-"""Home Assistant MQTT discovery payloads (interface.md §5), byte for byte.
+"""Home Assistant MQTT discovery in both formats, and the migration between them, byte for byte.
 
-Pure: builds `DiscoveryMessage` values; the service publishes them retained, bridge device
-first. Compatibility notes (HA 2024.3 .. newest):
-- Single-component discovery: ``<prefix>/<component>/cwa2mqtt_<id>/<entity>/config``.
+Pure: builds `DiscoveryMessage` values from the entity table in `discovery_entities`; the
+service publishes them retained, in the order given, bridge device first.
+
+Formats (``homeassistant.discovery_format``):
+- ``component`` (HA 2024.3+): one payload per entity at
+  ``<prefix>/<component>/cwa2mqtt_<id>/<entity>/config`` carrying its own ``device`` and ``origin``.
+- ``device`` (HA 2024.11+): one payload per device at ``<prefix>/device/cwa2mqtt_<id>/config``
+  whose top level is only ``device``, ``origin`` (required there) and ``components``; each
+  component is keyed ``<component>_<entity>`` and holds ``platform`` plus exactly the keys of the
+  component format (availability included, so no shared top-level option is needed). HA
+  validates that top level strictly (an unknown key such as ``~`` or ``default_entity_id``
+  drops the whole device); per component it accepts what the platform accepts.
+
+Compatibility notes (HA 2024.3 .. newest):
 - Full key names only (no abbreviations), so a payload reads the same as HA's documentation.
 - ``device`` and ``origin`` are validated strictly by HA 2024.3 (an unknown key rejects the whole
-  entity), so they carry only the keys listed in §5. Unknown *top-level* keys are dropped by
-  every HA version, which is why ``default_entity_id`` (HA 2025.10+) is safe on old releases.
+  entity), so they carry only identifiers/name/manufacturer/model/sw_version/via_device/
+  configuration_url and name/sw_version/support_url. Unknown *top-level* keys of a component are
+  dropped by every HA version, which is why ``default_entity_id`` (HA 2025.10+) is safe on old ones.
 - ``default_entity_id`` must pass HA's entity-id check, which forbids ``__`` and a leading or
   trailing ``_``: ``-`` becomes ``_`` and runs of ``_`` collapse (an id ``a-_b`` gives ``a_b``).
-- The ``select`` template renders ``None`` for a status outside its options: HA's MQTT select
-  treats the payload ``None`` as "unknown" instead of logging an invalid option.
-- HA's ``text`` entity refuses a state longer than its ``max``, and every state is limited to
-  255 characters, so both the note sensor and the text template cut the note.
+
+Migration, as HA's ``mqtt/discovery.py`` and ``mqtt/entity.py`` implement it (read in 2024.11.3
+and 2026.2.3, where the handshake is the same):
+- HA keys a discovered entity by (component, "<node> <object>") taken from the topic: component
+  format gives ("sensor", "cwa2mqtt_bob status"), device format ("sensor", "cwa2mqtt_bob
+  sensor_status"). The two never match, so HA refuses nothing and only the ``unique_id`` ties
+  the new discovery to the existing registry entry (entity id, name, area, settings survive).
+- A payload that is exactly ``{"migrate_discovery": true}`` (any other key fails HA's schema) on
+  an old config topic makes HA *unload* that entity while keeping its registry entry; on a
+  device topic it does so for every component HA discovered for that device. Without it, the
+  empty payload that clears the old topic *deletes* the entity and its settings.
+- Then the new payloads re-create the entities from the registry; then empty retained payloads
+  clear the old topics. After device -> component, clearing the device topic makes HA offer an
+  empty config to the now component-discovered entities of that node, which it refuses with a
+  "conflicting MQTT discovery message" warning: expected and harmless.
+- All three steps are retained (the migrate payload too: an HA that restarts mid-way must still
+  see it rather than an orphaned old config), and the format message goes last, so a bridge
+  stopped mid-way migrates again on its next start: every step is safe to repeat.
+- A restart in the same format yields exactly the same messages; HA ignores an unchanged payload.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
+from bridge.mqtt.discovery_entities import (
+    BRIDGE_ID,
+    BRIDGE_IDENTIFIER,
+    HA_STATE_MAX,
+    EntitySpec,
+    Source,
+    bridge_device_block,
+    bridge_entities,
+    light_entity,
+    user_device_block,
+    user_entities,
+)
 from bridge.mqtt.topics import Topics, validate_id, validate_publish_topic
-from bridge.presence import ALL_STATUSES, SETTABLE_STATUSES
+
+__all__ = ["BRIDGE_ID", "BRIDGE_IDENTIFIER", "HA_STATE_MAX"]  # re-exported for existing callers
 
 ORIGIN_NAME = "cwa2mqtt"
-BRIDGE_ID = "bridge"
-BRIDGE_IDENTIFIER = "cwa2mqtt_bridge"
-HA_STATE_MAX = 255  # Home Assistant's longest state string (and the text entity's largest `max`)
-
-_Entities = tuple[tuple[str, str], ...]
-_USER_ENTITIES: _Entities = (
-    ("sensor", "status"),
-    ("sensor", "activity"),
-    ("sensor", "note"),
-)
-_SELF_ENTITIES: _Entities = (("select", "set_status"), ("text", "set_note"))
-_BRIDGE_ENTITIES: _Entities = (("binary_sensor", "cwa"), ("button", "refresh"))
+Format = Literal["component", "device"]
+FORMATS: tuple[Format, ...] = get_args(Format)
+MIGRATE_PAYLOAD = b'{"migrate_discovery":true}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +82,14 @@ class DiscoveryContext:
     note_max_length: int = 255
     support_url: str = "https://github.com/cwa2mqtt/cwa2mqtt"
     configuration_url: str | None = None  # HA accepts http(s):// URLs here; e.g. the presence board
+    discovery_format: Format = "component"
 
     def __post_init__(self) -> None:
         validate_publish_topic(self.prefix)
         if self.note_max_length < 1:
             raise ValueError("note_max_length must be at least 1")
+        if self.discovery_format not in FORMATS:
+            raise ValueError(f"discovery_format must be one of {FORMATS}, got {self.discovery_format!r}")
 
     @property
     def topics(self) -> Topics:
@@ -62,14 +98,28 @@ class DiscoveryContext:
 
 @dataclass(frozen=True, slots=True)
 class DiscoveryMessage:
-    """One retained discovery config message; an empty payload removes the entity."""
+    """One retained discovery message; an empty payload removes what the topic described."""
 
     topic: str
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One HA device: its id (``bridge``, ``self`` or a user id), device block and entities."""
+
+    id: str
+    block: dict[str, object]
+    entities: tuple[EntitySpec, ...]
+    availability: tuple[str, ...]
+
+
 def config_topic(prefix: str, component: str, id: str, entity: str) -> str:
     return validate_publish_topic(f"{prefix}/{component}/cwa2mqtt_{id}/{entity}/config")
+
+
+def device_topic(prefix: str, id: str) -> str:
+    return validate_publish_topic(f"{prefix}/device/cwa2mqtt_{id}/config")
 
 
 def default_entity_id(component: str, id: str, entity: str) -> str:
@@ -78,200 +128,168 @@ def default_entity_id(component: str, id: str, entity: str) -> str:
     return f"{component}.{object_id}"
 
 
+def _json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def _origin(cfg: DiscoveryContext) -> dict[str, object]:
     return {"name": ORIGIN_NAME, "sw_version": cfg.sw_version, "support_url": cfg.support_url}
 
 
-def _bridge_device(cfg: DiscoveryContext) -> dict[str, object]:
-    device: dict[str, object] = {
-        "identifiers": [BRIDGE_IDENTIFIER],
-        "name": "cwa2mqtt bridge",
-        "manufacturer": "cwa2mqtt",
-        "model": "CWA to MQTT bridge",
-        "sw_version": cfg.sw_version,
+# ---------------------------------------------------------------------------------------------- devices
+
+
+def bridge_device(cfg: DiscoveryContext, lights: Iterable[str] = ()) -> Device:
+    """The bridge: CWA connection, session, refresh, and one sensor per status light."""
+    names = tuple(validate_id(n, allow_self=False) for n in lights)
+    return Device(
+        BRIDGE_ID,
+        bridge_device_block(cfg.sw_version, cfg.configuration_url),
+        bridge_entities(names),
+        (cfg.topics.bridge_state,),
+    )
+
+
+def user_device(cfg: DiscoveryContext, id: str, name: str | None, uri: str, is_self: bool = False) -> Device:
+    """A watched user's (or, with ``is_self``, the signed-in account's) device."""
+    if is_self and id != "self":
+        raise ValueError("the signed-in account's id is 'self'")
+    validate_id(id, allow_self=is_self)
+    t = cfg.topics
+    return Device(
+        id,
+        user_device_block(id, name, uri, is_self),
+        user_entities(is_self),
+        (t.bridge_state, t.bridge_cwa, t.availability(id)),
+    )
+
+
+def entity_config(cfg: DiscoveryContext, device: Device, spec: EntitySpec) -> dict[str, object]:
+    """An entity's keys, the same in both formats (without ``device``/``origin``/``platform``)."""
+    src = Source(cfg.topics, device.id, cfg.note_max_length)
+    config: dict[str, object] = {
+        "name": spec.name,
+        "unique_id": f"cwa2mqtt_{device.id}_{spec.entity}",
+        "default_entity_id": default_entity_id(spec.component, device.id, spec.entity),
+        **spec.body(src),
+        "availability": [{"topic": t} for t in device.availability],
     }
-    if cfg.configuration_url:
-        device["configuration_url"] = cfg.configuration_url
-    return device
+    if len(device.availability) > 1:
+        config["availability_mode"] = "all"
+    return config
 
 
-def _user_device(id: str, name: str | None, uri: str, is_self: bool) -> dict[str, object]:
-    return {
-        "identifiers": [f"cwa2mqtt_{id}"],
-        "name": name or uri,
-        "manufacturer": "Microsoft",
-        "model": "Communicator Web Access account" if is_self else "Communicator Web Access contact",
-        "via_device": BRIDGE_IDENTIFIER,
-    }
+def messages(cfg: DiscoveryContext, device: Device, fmt: Format | None = None) -> list[DiscoveryMessage]:
+    """The retained discovery of ``device`` in ``fmt`` (default: the configured format)."""
+    fmt = fmt or cfg.discovery_format
+    if fmt == "device":
+        components = {
+            spec.key: {"platform": spec.component, **entity_config(cfg, device, spec)}
+            for spec in device.entities
+        }
+        payload = {"device": device.block, "origin": _origin(cfg), "components": components}
+        return [DiscoveryMessage(device_topic(cfg.prefix, device.id), _json(payload))]
+    return [
+        DiscoveryMessage(
+            config_topic(cfg.prefix, spec.component, device.id, spec.entity),
+            _json({**entity_config(cfg, device, spec), "device": device.block, "origin": _origin(cfg)}),
+        )
+        for spec in device.entities
+    ]
 
 
-def _message(
-    cfg: DiscoveryContext,
-    id: str,
-    entity: _Entity,
-    availability: list[str],
-    device: dict[str, object],
-) -> DiscoveryMessage:
-    payload: dict[str, object] = {
-        "name": entity.name,
-        "unique_id": f"cwa2mqtt_{id}_{entity.entity}",
-        "default_entity_id": default_entity_id(entity.component, id, entity.entity),
-        **entity.body,
-        "availability": [{"topic": t} for t in availability],
-    }
-    if len(availability) > 1:
-        payload["availability_mode"] = "all"
-    payload["device"] = device
-    payload["origin"] = _origin(cfg)
-    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return DiscoveryMessage(config_topic(cfg.prefix, entity.component, id, entity.entity), raw)
+def topics_of(prefix: str, id: str, entities: Sequence[EntitySpec], fmt: Format) -> list[str]:
+    """The config topics a device with ``entities`` occupies in ``fmt``."""
+    if fmt == "device":
+        return [device_topic(prefix, id)]
+    return [config_topic(prefix, e.component, id, e.entity) for e in entities]
 
 
-@dataclass(frozen=True, slots=True)
-class _Entity:
-    component: str
-    entity: str
-    name: str  # never repeats the device name (HA 2024.2+ strips or warns otherwise)
-    body: dict[str, object]
+def removal_topics(prefix: str, id: str, fmt: Format, is_self: bool = False) -> list[str]:
+    """The config topics of a user published in ``fmt``: empty retained payloads there remove it."""
+    validate_id(id)
+    return topics_of(prefix, id, user_entities(is_self), fmt)
+
+
+# ---------------------------------------------------------------------------------------------- migration
+
+
+def format_message(cfg: DiscoveryContext) -> DiscoveryMessage:
+    """``<base>/bridge/discovery``: the format just published, for the next start to migrate from."""
+    return DiscoveryMessage(cfg.topics.bridge_discovery, cfg.discovery_format.encode())
+
+
+def parse_format(raw: bytes | None) -> Format | None:
+    """A retained ``<base>/bridge/discovery`` read back; None when absent or foreign."""
+    text = (raw or b"").strip().decode("utf-8", "replace")
+    return next((f for f in FORMATS if f == text), None)
+
+
+def previous_format(retained: bytes | None, published_before: bool) -> Format | None:
+    """The format HA holds from earlier runs: the remembered one, else ``component`` when an older
+    bridge (which only knew that format and did not remember it) published devices, else None."""
+    remembered = parse_format(retained)
+    if remembered is not None:
+        return remembered
+    return "component" if published_before else None
+
+
+def discovery_plan(
+    cfg: DiscoveryContext, previous: Format | None, devices: Sequence[Device]
+) -> list[DiscoveryMessage]:
+    """Every retained message that brings HA from ``previous`` to the configured format, in order.
+
+    Same format (or nothing before): the payloads, then ``<base>/bridge/discovery``. A switch:
+    ``{"migrate_discovery": true}`` to every old topic of every device, then the new payloads,
+    then an empty payload on every old topic, then ``<base>/bridge/discovery`` (see module notes).
+    Pass the bridge device first.
+    """
+    current = cfg.discovery_format
+    new = [m for d in devices for m in messages(cfg, d, current)]
+    if previous is None or previous == current:
+        return [*new, format_message(cfg)]
+    old = [t for d in devices for t in topics_of(cfg.prefix, d.id, d.entities, previous)]
+    return [
+        *(DiscoveryMessage(t, MIGRATE_PAYLOAD) for t in old),
+        *new,
+        *(DiscoveryMessage(t, b"") for t in old),
+        format_message(cfg),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- 0.1 API
+# Single-component helpers the service has used since 0.1; they build from the same table.
 
 
 def bridge_discovery(cfg: DiscoveryContext) -> list[DiscoveryMessage]:
-    """The bridge device: CWA connectivity and the refresh button (publish these first)."""
-    t = cfg.topics
-    device = _bridge_device(cfg)
-    avail = [t.bridge_state]
-    cwa = _Entity(
-        "binary_sensor",
-        "cwa",
-        "CWA connection",
-        {
-            "state_topic": t.bridge_cwa,
-            "payload_on": "online",
-            "payload_off": "offline",
-            "device_class": "connectivity",
-            "entity_category": "diagnostic",
-        },
-    )
-    refresh = _Entity(
-        "button",
-        "refresh",
-        "Refresh",
-        # An empty payload refreshes every watched user (interface.md §4).
-        {"command_topic": t.request("refresh"), "payload_press": "", "icon": "mdi:refresh"},
-    )
-    return [_message(cfg, BRIDGE_ID, e, avail, device) for e in (cwa, refresh)]
-
-
-def _options_list(values: tuple[str, ...]) -> str:
-    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+    """The bridge device's entities in component format (publish these first)."""
+    return messages(cfg, bridge_device(cfg), "component")
 
 
 def user_discovery(
     cfg: DiscoveryContext, id: str, name: str | None, uri: str, is_self: bool = False
 ) -> list[DiscoveryMessage]:
-    """A watched user's (or, with ``is_self``, the signed-in account's) device and entities."""
-    if is_self and id != "self":
-        raise ValueError("the signed-in account's id is 'self'")
-    validate_id(id, allow_self=is_self)
-    t = cfg.topics
-    state = t.presence(id)
-    common: dict[str, object] = {"state_topic": state, "json_attributes_topic": state}
-    entities = [
-        _Entity(
-            "sensor",
-            "status",
-            "Status",
-            {
-                **common,
-                "value_template": "{{ value_json.status }}",
-                "device_class": "enum",
-                "options": [s.value for s in ALL_STATUSES],
-                "icon": "mdi:account-circle",
-            },
-        ),
-        _Entity(
-            "sensor",
-            "activity",
-            "Activity",
-            {**common, "value_template": "{{ value_json.activity or '' }}", "icon": "mdi:calendar-clock"},
-        ),
-        _Entity(
-            "sensor",
-            "note",
-            "Note",
-            {
-                **common,
-                "value_template": f"{{{{ (value_json.note or '')[:{HA_STATE_MAX}] }}}}",
-                "icon": "mdi:note-text-outline",
-            },
-        ),
-    ]
-    if is_self:
-        settable = tuple(s.value for s in SETTABLE_STATUSES)
-        max_note = min(cfg.note_max_length, HA_STATE_MAX)
-        entities += [
-            _Entity(
-                "select",
-                "set_status",
-                "Set status",
-                {
-                    "command_topic": t.self_set_status,
-                    "state_topic": state,
-                    "value_template": (
-                        "{{ value_json.status if value_json.status in "
-                        f"{_options_list(settable)} else None }}}}"
-                    ),
-                    "options": list(settable),
-                    "icon": "mdi:account-edit",
-                },
-            ),
-            _Entity(
-                "text",
-                "set_note",
-                "Set note",
-                {
-                    "command_topic": t.self_set_note,
-                    "state_topic": state,
-                    "value_template": f"{{{{ (value_json.note or '')[:{max_note}] }}}}",
-                    "max": max_note,
-                    "icon": "mdi:note-edit-outline",
-                },
-            ),
-        ]
-    avail = [t.bridge_state, t.bridge_cwa, t.availability(id)]
-    device = _user_device(id, name, uri, is_self)
-    return [_message(cfg, id, e, avail, device) for e in entities]
+    return messages(cfg, user_device(cfg, id, name, uri, is_self), "component")
 
 
 def light_discovery(cfg: DiscoveryContext, light_name: str) -> list[DiscoveryMessage]:
-    """A status light (§8) as ``sensor``/``light_<name>`` on the bridge device; ``off`` when dark."""
-    t = cfg.topics
-    state = t.light_state(light_name)
-    light = _Entity(
-        "sensor",
-        f"light_{light_name}",
-        f"Light {light_name}",
-        {
-            "state_topic": state,
-            "value_template": "{{ value_json.color or 'off' }}",
-            "json_attributes_topic": state,
-            "icon": "mdi:lightbulb",
-        },
+    """A status light as ``sensor``/``light_<name>`` on the bridge device, component format."""
+    validate_id(light_name, allow_self=False)
+    bridge = bridge_device(cfg)
+    return messages(
+        cfg, Device(BRIDGE_ID, bridge.block, (light_entity(light_name),), bridge.availability), "component"
     )
-    return [_message(cfg, BRIDGE_ID, light, [t.bridge_state], _bridge_device(cfg))]
 
 
 def discovery_topics(prefix: str, id: str, is_self: bool = False) -> list[str]:
-    """The config topics of one user's entities: publish empty retained payloads to remove them."""
-    validate_id(id)
-    entities = _USER_ENTITIES + (_SELF_ENTITIES if is_self else ())
-    return [config_topic(prefix, component, id, entity) for component, entity in entities]
+    """A user's component-format config topics: publish empty retained payloads to remove them."""
+    return removal_topics(prefix, id, "component", is_self)
 
 
 def light_discovery_topics(prefix: str, light_name: str) -> list[str]:
     validate_id(light_name, allow_self=False)
-    return [config_topic(prefix, "sensor", BRIDGE_ID, f"light_{light_name}")]
+    return topics_of(prefix, BRIDGE_ID, (light_entity(light_name),), "component")
 
 
 def bridge_discovery_topics(prefix: str) -> list[str]:
-    return [config_topic(prefix, component, BRIDGE_ID, entity) for component, entity in _BRIDGE_ENTITIES]
+    return topics_of(prefix, BRIDGE_ID, bridge_entities(), "component")

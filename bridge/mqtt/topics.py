@@ -117,6 +117,11 @@ class Topics:
     def bridge_devices(self) -> str:
         return self._t("bridge", "devices")
 
+    @property
+    def bridge_discovery(self) -> str:
+        """The Home Assistant discovery format last published (``component`` or ``device``)."""
+        return self._t("bridge", "discovery")
+
     # ------------------------------------------------------------------ users
     def presence(self, id: str) -> str:
         return self._t(validate_id(id))
