@@ -51,13 +51,14 @@ class Entry:
     watchable: bool = True
     unwatchable_reason: str | None = None  # why CWA cannot watch it, while `watchable` is False
     discovered_as: str | None = None  # device name used in the discovery last published
+    retained_name: str | None = None  # the name a previous run published, until CWA tells one
 
     def display_name(self) -> str | None:
         if self.name:
             return self.name
         if self.presence is not None and self.presence.name:
             return self.presence.name
-        return self.contact_name
+        return self.contact_name or self.retained_name
 
     @property
     def reported(self) -> bool:
@@ -157,6 +158,8 @@ class PresenceStore:
                 prior = presence_from_payload(raw)
                 if prior is not None:
                     self._retained[ident] = prior
+                    if ident in self._entries and prior.name and prior.name != prior.uri:
+                        self._entries[ident].retained_name = prior.name
         for entry in self._entries.values():
             if entry.presence is not None:  # seen before the broker was: compare with the retained one
                 moment = entry.presence.last_change or now

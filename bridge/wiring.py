@@ -71,6 +71,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         output=mqtt.output,
         discovery=settings.homeassistant.discovery,
         discovery_prefix=settings.homeassistant.prefix,
+        discovery_format=settings.homeassistant.discovery_format,
         ha_status_topic=settings.homeassistant.status_topic,
         note_max_length=cwa.note_max_length,
         watch_contacts=settings.watch_contacts,

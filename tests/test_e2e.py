@@ -195,9 +195,16 @@ def test_cwa_unreachable_at_start_is_retried_while_mqtt_is_bridged(
     make_bridge: Callable[..., Bridge],
 ) -> None:
     mqtt_probe.subscribe(f"{base_topic}/#")
-    sim.faults.http_503(4, channel="logon")  # the first sign-ins meet a server that is not there yet
-    make_bridge(sim, mosquitto.url, base_topic)  # returns once really bridging
-    assert mqtt_probe.messages(f"{base_topic}/bridge/cwa")[0] == b"offline"
+    sim.faults.http_503(10_000, channel="logon")  # sign-ins meet a server that is not there yet
+    make_bridge(sim, mosquitto.url, base_topic, wait_ready=False)
+    # MQTT is bridged meanwhile, saying CWA is offline, and the bridge keeps trying.
+    mqtt_probe.wait_for(f"{base_topic}/bridge/cwa", lambda p: p == b"offline")
+    mqtt_probe.wait_for(f"{base_topic}/bridge/info", lambda p: json.loads(p)["session"] != "online")
+    sim.faults.clear()  # the server is back
     mqtt_probe.wait_for(f"{base_topic}/bridge/cwa", lambda p: p == b"online")
+    assert mqtt_probe.messages(f"{base_topic}/bridge/cwa")[0] == b"offline"
     mqtt_probe.wait_for(f"{base_topic}/bob", lambda p: matches_truth(p, sim, BOB.uri))
-    assert len([r for r in sim.recordings if r.channel == "logon"]) == 5
+    logons = [r.status for r in sim.recordings if r.channel == "logon"]
+    assert len(logons) >= 2  # retried ...
+    assert logons[-1] == 200  # ... until the server was back
+    assert set(logons[:-1]) == {503}

@@ -429,3 +429,41 @@ def test_one_entry_that_cannot_be_published_stops_nobody_else(make: Any) -> None
     capped = with_hash("x" * 70_000, huge)
     assert capped in json.loads(mqtt.retained_store[f"{BASE}/bridge/info"])["watched"]
     assert mqtt.retained_store[f"{BASE}/{capped}/availability"] == b"online"
+
+
+def test_switching_discovery_formats_migrates_with_the_handshake_and_a_restart_changes_nothing(
+    make: Any,
+) -> None:
+    service, _, mqtt, _ = make()  # component format, as 0.1 published it
+    connect(service)
+    feed(service, SessionNotice("online"), UserNotice(BOB, summary(3500)))
+    old = {t for t, p in mqtt.retained_store.items() if t.startswith("homeassistant/") and p}
+    assert mqtt.retained_store[f"{BASE}/bridge/discovery"] == b"component"
+    service.stop()
+
+    switched, _, mqtt2, _ = make(retained=mqtt.retained_store, discovery_format="device")
+    connect(switched)
+    log = [(t, p) for t, p, _ in mqtt2.log]
+    migrate = [t for t, p in log if p == b'{"migrate_discovery":true}']
+    assert old <= set(migrate)  # every old topic got the handshake ...
+    first_device = next(i for i, (t, _) in enumerate(log) if t.startswith("homeassistant/device/"))
+    last_migrate = max(i for i, (_, p) in enumerate(log) if p == b'{"migrate_discovery":true}')
+    assert last_migrate < first_device  # ... before the new payloads
+    assert all(mqtt2.retained_store[t] == b"" for t in old)  # and the old topics are cleared
+    devices = {t for t, p in mqtt2.retained_store.items() if t.startswith("homeassistant/device/") and p}
+    assert devices == {
+        "homeassistant/device/cwa2mqtt_bridge/config",
+        "homeassistant/device/cwa2mqtt_bob/config",
+        "homeassistant/device/cwa2mqtt_carol/config",
+        "homeassistant/device/cwa2mqtt_self/config",
+    }
+    assert mqtt2.retained_store[f"{BASE}/bridge/discovery"] == b"device"
+    switched.stop()
+
+    again, _, mqtt3, _ = make(retained=mqtt2.retained_store, discovery_format="device")
+    connect(again)
+    feed(again, SessionNotice("online"), UserNotice(BOB, summary(3500)))
+    changed = {
+        t for t, p, _ in mqtt3.log if t.startswith("homeassistant/") and mqtt2.retained_store.get(t) != p
+    }
+    assert changed == set()  # a restart in the same format changes nothing in HA

@@ -97,7 +97,12 @@ class Supervisor:
                 s = self._settings
                 self._on_error(f"connect failed: {type(exc).__name__}: {exc}")
                 log.warning(
-                    "mqtt.connect_failed host=%s port=%s error=%s retry_in=%.1fs", s.host, s.port, exc, delay
+                    "mqtt.connect_failed error=%s: %s host=%s port=%s retry_in=%.1fs",
+                    type(exc).__name__,
+                    exc,
+                    s.host,
+                    s.port,
+                    delay,
                 )
             else:
                 client.loop_start()

@@ -30,13 +30,14 @@ from bridge.cwa.notices import (
 from bridge.errors import BridgeError
 from bridge.http import BoardEntry, HealthReport
 from bridge.lights.controller import LightController
+from bridge.mqtt.discovery import previous_format
 from bridge.mqtt.topics import Topics
 from bridge.presence import Presence
 from bridge.service import status
 from bridge.service.gate import StartGate
 from bridge.service.inbox import Inbox
 from bridge.service.inputs import Call, Inputs, Item, MqttConnected, MqttDisconnected, MqttMessage, Received
-from bridge.service.ports import CwaPort, MetricsPort, MqttPort, ServiceOptions
+from bridge.service.ports import CwaPort, DiscoveryFormat, MetricsPort, MqttPort, ServiceOptions
 from bridge.service.projection import Projection, Retained
 from bridge.service.retained import RetainedPublisher
 from bridge.service.status import Snapshot
@@ -81,6 +82,9 @@ class Service:
         self._session_down_at: float | None = monotonic()
         self._last_error: str | None = None
         self._pending_removals: set[str] = set()
+        # The discovery format HA holds our entities in (read back from the broker): a different
+        # configured one is migrated to on the first full publish.
+        self._held_format: DiscoveryFormat | None = None
         self._contacts_known = False
         self._light_state: dict[str, bytes] = {}
         self.inputs = inputs if inputs is not None else Inputs(clock=monotonic)
@@ -306,10 +310,15 @@ class Service:
         """Read the previous run's retained state: clear removed users, keep `last_change`."""
         t = self._topics
         try:
-            retained = self._mqtt.read_retained([t.bridge_devices, f"{self._opt.base_topic}/+"])
+            retained = self._mqtt.read_retained(
+                [t.bridge_devices, t.bridge_discovery, f"{self._opt.base_topic}/+"]
+            )
         except BridgeError as exc:
             log.warning("service.readback_failed error=%s", exc)
             retained = {}
+        self._held_format = previous_format(
+            retained.get(t.bridge_discovery), published_before=t.bridge_devices in retained
+        )
         self._pending_removals = self._store.load_retained(
             retained, self._opt.base_topic, t.bridge_devices, self._clock()
         )
@@ -322,16 +331,14 @@ class Service:
         for ident in sorted(self._pending_removals):
             if ident not in self._store:
                 log.info("service.removed_user_cleared id=%s", ident)
-                self._out.clear(self._view.removal_topics(ident))
+                self._out.clear(self._view.removal_topics(ident, self._held_format))
         self._pending_removals.clear()
 
     def _publish_all(self) -> None:
         if not self._gate.read_back:
             return
         if self._opt.discovery:
-            names = self._lights.names() if self._lights is not None else ()
-            for msg in self._view.bridge_discovery(names):
-                self._retain(msg)
+            self._publish_bridge_discovery()
         self._publish_bridge()  # first: nothing a user's entry holds can keep these from the broker
         for entry in self._store:
             try:
@@ -339,6 +346,21 @@ class Service:
             except Exception as exc:  # one bad entry must not stop the others
                 log.error("service.entry_failed id=%s error=%s", entry.id, exc, exc_info=log.isEnabledFor(10))
         self._update_lights()
+
+    def _publish_bridge_discovery(self) -> None:
+        names = self._lights.names() if self._lights is not None else ()
+        current = self._opt.discovery_format
+        if self._held_format is not None and self._held_format != current:
+            log.info("service.discovery_migrating from=%s to=%s", self._held_format, current)
+            for msg in self._view.discovery_plan(self._held_format, self._store, names):
+                self._retain(msg)
+            for entry in self._store:
+                entry.discovered_as = entry.display_name() or entry.uri
+        else:
+            for msg in self._view.bridge_discovery(names):
+                self._retain(msg)
+            self._retain(self._view.format_message())
+        self._held_format = current
 
     def _publish_bridge(self) -> None:
         if not self._gate.read_back:

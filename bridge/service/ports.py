@@ -65,6 +65,7 @@ class ServiceOptions:
     output: Output = "both"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    discovery_format: DiscoveryFormat = "component"
     ha_status_topic: str = "homeassistant/status"
     note_max_length: int = 255
     watch_contacts: bool = False

@@ -19,7 +19,7 @@ from bridge.lights.model import status_color
 from bridge.mqtt import discovery as disco
 from bridge.mqtt.topics import Topics, attribute_payloads, info_payload, presence_payload
 from bridge.presence import Presence
-from bridge.service.ports import ServiceOptions
+from bridge.service.ports import DiscoveryFormat, ServiceOptions
 from bridge.store import SELF_ID, Entry, PresenceStore
 
 ONLINE = b"online"
@@ -53,6 +53,7 @@ class Projection:
                 sw_version=__version__,
                 note_max_length=options.note_max_length,
                 configuration_url=options.configuration_url,
+                discovery_format=options.discovery_format,
             ),
         )
 
@@ -82,25 +83,43 @@ class Projection:
         return Retained(self.topics.availability(entry.id), ONLINE if online else OFFLINE)
 
     def user_discovery(self, entry: Entry, display: str) -> list[Retained]:
-        msgs = disco.user_discovery(self.discovery, entry.id, display, entry.uri, is_self=entry.id == SELF_ID)
-        return [Retained(m.topic, m.payload) for m in msgs]
+        return _retained(disco.messages(self.discovery, self._user_device(entry, display)))
 
-    def removal_topics(self, ident: str) -> list[str]:
-        """Every retained topic a bridged id may own: cleared when the id stops being bridged."""
+    def removal_topics(self, ident: str, discovery_format: DiscoveryFormat | None = None) -> list[str]:
+        """Every retained topic a bridged id may own: cleared when the id stops being bridged.
+        Discovery topics are those of ``discovery_format`` (the one HA holds them in)."""
         t = self.topics
         topics = [t.presence(ident), t.availability(ident), t.color(ident)]
         topics += [t.attribute(ident, f) for f in ("status", "activity", "note")]
         if self.options.discovery:
-            topics += disco.discovery_topics(self.options.discovery_prefix, ident, is_self=ident == SELF_ID)
+            fmt = discovery_format or self.options.discovery_format
+            topics += disco.removal_topics(
+                self.options.discovery_prefix, ident, fmt, is_self=ident == SELF_ID
+            )
         return topics
 
-    # ------------------------------------------------------------------ bridge
+    def _user_device(self, entry: Entry, display: str) -> disco.Device:
+        return disco.user_device(self.discovery, entry.id, display, entry.uri, is_self=entry.id == SELF_ID)
+
+    # ------------------------------------------------------------------ discovery as a whole
 
     def bridge_discovery(self, light_names: Iterable[str]) -> list[Retained]:
-        msgs = list(disco.bridge_discovery(self.discovery))
-        for name in light_names:
-            msgs += disco.light_discovery(self.discovery, name)
-        return [Retained(m.topic, m.payload) for m in msgs]
+        return _retained(disco.messages(self.discovery, disco.bridge_device(self.discovery, light_names)))
+
+    def discovery_plan(
+        self, previous: DiscoveryFormat | None, store: PresenceStore, light_names: Iterable[str]
+    ) -> list[Retained]:
+        """Everything HA needs, bridge device first, migrating from ``previous`` (see
+        `bridge.mqtt.discovery.discovery_plan`); every entry named as it is known now."""
+        devices = [disco.bridge_device(self.discovery, light_names)]
+        devices += [self._user_device(e, e.display_name() or e.uri) for e in store]
+        return _retained(disco.discovery_plan(self.discovery, previous, devices))
+
+    def format_message(self) -> Retained:
+        msg = disco.format_message(self.discovery)
+        return Retained(msg.topic, msg.payload)
+
+    # ------------------------------------------------------------------ bridge
 
     def bridge(
         self,
@@ -132,3 +151,7 @@ class Projection:
 
 def _json_bytes(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _retained(messages: Iterable[disco.DiscoveryMessage]) -> list[Retained]:
+    return [Retained(m.topic, m.payload) for m in messages]

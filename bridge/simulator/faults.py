@@ -109,6 +109,10 @@ class Faults:
         self._board = board
         self._actions = actions
 
+    def clear(self) -> None:
+        """Disarm every fault still waiting to fire."""
+        self._board.clear()
+
     def expire_tickets(self) -> None:
         """Every ticket becomes unknown: the next request gets the `expired_ticket` answer."""
         self._actions["expire_tickets"]()
