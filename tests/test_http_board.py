@@ -302,7 +302,7 @@ def test_the_page_marks_you_and_says_why_a_user_cannot_be_watched(
 
     me, erin, bob = _tiles(dom)
     assert "self" in me["cls"].split()
-    assert [c["text"] for c in me["children"][0]["children"]] == ["Alice", "you"]
+    assert [c["text"] for c in me["children"][:2]] == ["you", "Alice"]
     assert "you" not in bob["text"]
     assert "cannot" in erin["cls"].split()
     assert "Cannot be watched" in erin["text"]
@@ -353,7 +353,7 @@ def test_chromium_shows_you_and_the_reason_a_user_cannot_be_watched(
     dom = _chromium_dom(board_server.url + "/", tmp_path)
 
     me = _tile_html(dom, "Alice")
-    assert '<span class="you">you</span>' in me
+    assert '<span class="you">you</span><h2 class="name">Alice</h2>' in me
     erin = _tile_html(dom, "Erin")
     assert "Cannot be watched" in erin
     assert UNWATCHABLE_REASON in erin

@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
-
-from prometheus_client import make_wsgi_app
+from typing import TYPE_CHECKING
 
 from bridge.http.guard import HostGuard, TokenAuth
 from bridge.http.model import BOARD_BRIDGE_KEYS, BoardEntry, HealthReport, dump_json
@@ -70,16 +68,13 @@ class EndpointApp:
         self.page = BoardPage(title)
         self.guard = guard
         self.auth = auth
-        self._metrics_app = make_wsgi_app(metrics.registry)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "") or "/"
         answer = self._gate(environ, method, path)
-        if answer is None and path == "/metrics":
-            return self._metrics(environ, start_response, head=method == "HEAD")
         if answer is None:
-            answer = self._route(path)
+            answer = self._route(path, environ)
         status, body, content_type, extra = answer
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *COMMON_HEADERS]
         headers.extend(extra.items())
@@ -129,10 +124,14 @@ class EndpointApp:
             **{"WWW-Authenticate": 'Bearer realm="cwa2mqtt"'},
         )
 
-    def _route(self, path: str) -> Answer:
+    def _route(self, path: str, environ: WSGIEnvironment) -> Answer:
         try:
             if path == "/healthz":
                 return self.health_answer()
+            if path == "/metrics":
+                # `render` reads the gauges at scrape time and speaks OpenMetrics when asked.
+                body, content_type = self.metrics.render(environ.get("HTTP_ACCEPT", ""))
+                return HTTPStatus.OK, body, content_type, {}
             if path in BOARD_PATHS:
                 return (
                     HTTPStatus.OK,
@@ -147,21 +146,6 @@ class EndpointApp:
             log.exception("http.handler_failed path=%s", path[:200])
             return _text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
         return _text(HTTPStatus.NOT_FOUND, "not found")
-
-    def _metrics(
-        self, environ: WSGIEnvironment, start_response: StartResponse, *, head: bool
-    ) -> Iterable[bytes]:
-        started: list[tuple[str, list[tuple[str, str]]]] = []
-
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            started.append((status, headers))
-            return lambda _data: None
-
-        body = b"".join(self._metrics_app(environ, capture))
-        status, headers = started[-1]
-        headers = [h for h in headers if h[0].lower() != "content-length"]
-        start_response(status, [*headers, ("Content-Length", str(len(body))), *COMMON_HEADERS])
-        return [b""] if head else [body]
 
     def _report(self) -> HealthReport:
         try:
