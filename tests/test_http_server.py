@@ -167,7 +167,7 @@ def test_a_get_with_a_body_is_one_request(serve: Callable[..., HttpServer]) -> N
 def test_a_large_body_is_refused_without_reaching_the_app(serve: Callable[..., HttpServer]) -> None:
     server = serve()
 
-    answer = fetch(server.url + "/healthz", method="POST", body=b"x" * 1_000_000)
+    answer = fetch(server.url + "/healthz", method="POST", body=b"x" * 64 * 1024)
 
     assert answer.status == 413
 
@@ -289,3 +289,22 @@ def test_run_on_a_busy_port_exits_78_with_a_reason(
         'pick another port or set http.listen: "" to disable'
     ) in process.output()
     assert "Traceback" not in process.output()
+
+
+def test_waitress_lines_follow_the_event_name_rule_when_connections_run_out(
+    serve: Callable[..., HttpServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    from bridge.http.server import CONNECTION_LIMIT
+
+    server = serve()
+    with caplog.at_level(logging.INFO):
+        held = [socket.create_connection(_address(server), timeout=5) for _ in range(CONNECTION_LIMIT + 5)]
+        try:
+            assert eventually(lambda: "http.connection_limit_reached" in caplog.text, timeout=10)
+        finally:
+            for sock in held:
+                sock.close()
+        assert eventually(lambda: "http.connection_limit_cleared" in caplog.text, timeout=10)
+    waitress = [r for r in caplog.records if r.name.startswith("waitress")]
+    assert waitress
+    assert all(r.getMessage().startswith("http.") for r in waitress)

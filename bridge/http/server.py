@@ -92,7 +92,15 @@ class _WaitressRecords(logging.Filter):
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return log.isEnabledFor(logging.DEBUG)
-        record.msg, record.args = "http.server_message detail=%r", (text[:300],)
+        if text.startswith("total open connections reached"):
+            record.msg, record.args = (
+                "http.connection_limit_reached limit=%d; new ones wait",
+                (CONNECTION_LIMIT,),
+            )
+        elif text.startswith("total open connections dropped"):
+            record.msg, record.args = "http.connection_limit_cleared limit=%d", (CONNECTION_LIMIT,)
+        else:
+            record.msg, record.args = "http.server_message detail=%r", (text[:300],)
         return True
 
 
