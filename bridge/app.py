@@ -176,6 +176,10 @@ def run(settings: Settings) -> int:
             log.error("cwa.credentials_rejected %s", exc)
             bridge.stop()
             return EXIT_AUTH
+        except ConfigError as exc:  # e.g. http.listen on a busy port
+            log.error("config.invalid %s", "; ".join(exc.problems))
+            bridge.stop()
+            return EXIT_CONFIG
         # What exists now (modules, settings, the watch list) lives as long as the process: keep
         # it out of the cyclic GC, whose full passes would otherwise walk it again and again
         # while the start-up burst grows the heap; and collect the young generation every 10,000

@@ -218,6 +218,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     register_secret(settings.cwa.password.get_secret_value())
     if settings.mqtt.password is not None:
         register_secret(settings.mqtt.password.get_secret_value())
+    if settings.http.token is not None:
+        register_secret(settings.http.token.get_secret_value())
     setup_logging(settings.log.level, settings.log.format)
     for warning in settings.config_warnings():
         log.warning("config.warning %s", warning)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.errors import ConfigError
 from bridge.http import BoardEntry, HealthReport, HttpServer, probe
 from bridge.metrics import Metrics
 from bridge.presence import Note, Presence
@@ -166,6 +167,8 @@ def test_api_presence_lists_every_user_and_the_bridge_state(board_server: BoardS
         "out_of_office": False,
         "last_change": "2026-11-22T09:14:03Z",
         "watchable": True,
+        "is_self": False,
+        "unwatchable": None,
     }
     assert carol["watchable"] is False
     assert carol["name"] is None
@@ -255,7 +258,7 @@ def test_stop_releases_the_port_and_is_idempotent() -> None:
         assert fetch(again.url + "/healthz").status == 200
 
 
-def test_a_busy_port_fails_start_naming_the_address() -> None:
+def test_a_busy_port_is_a_config_error_naming_the_address_and_the_way_out() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -263,8 +266,13 @@ def test_a_busy_port_fails_start_naming_the_address() -> None:
         server = HttpServer(
             "127.0.0.1", port, health=lambda: HealthReport(True), metrics=Metrics(), board=list
         )
-        with pytest.raises(OSError, match=f"127.0.0.1:{port}"):
+        with pytest.raises(ConfigError) as caught:
             server.start()
+
+    assert caught.value.problems == [
+        f"http.listen: cannot listen on 127.0.0.1:{port}: address already in use; "
+        'pick another port or set http.listen: "" to disable'
+    ]
 
 
 def test_wildcard_host_gives_a_loopback_url() -> None:

@@ -284,3 +284,102 @@ def test_chromium_shows_the_hostile_note_as_text(board_server: BoardServer, tmp_
     dom = done.stdout
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
     assert HOSTILE_NOTE not in dom
+
+
+UNWATCHABLE_REASON = "blocked by the user's privacy settings"
+
+
+def test_the_page_marks_you_and_says_why_a_user_cannot_be_watched(
+    board_server: BoardServer, tmp_path: Path
+) -> None:
+    board_server.users = [
+        make_entry("self", name="Alice", is_self=True, status="busy"),
+        make_entry("erin", status="offline", watchable=False, unwatchable=UNWATCHABLE_REASON),
+        make_entry("bob", status="offline"),
+    ]
+
+    dom = _run_page(board_server, tmp_path)
+
+    me, erin, bob = _tiles(dom)
+    assert "self" in me["cls"].split()
+    assert [c["text"] for c in me["children"][:2]] == ["you", "Alice"]
+    assert "you" not in bob["text"]
+    assert "cannot" in erin["cls"].split()
+    assert "Cannot be watched" in erin["text"]
+    assert UNWATCHABLE_REASON in erin["text"]
+    assert "Offline" not in erin["text"]  # not an ordinary Offline tile
+    assert "Offline" in bob["text"]
+
+
+def _chromium_dom(url: str, tmp_path: Path) -> str:
+    done = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _tile_html(dom: str, marker: str) -> str:
+    for tile in re.findall(r"<li class=\"tile[^\"]*\">.*?</li>", dom, re.S):
+        if marker in tile:
+            return str(tile)
+    raise AssertionError(f"no tile with {marker!r} in {dom[-3000:]}")
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's /usr/bin/chromium is not installed")
+def test_chromium_shows_you_and_the_reason_a_user_cannot_be_watched(
+    board_server: BoardServer, tmp_path: Path
+) -> None:
+    board_server.users = [
+        make_entry("self", name="Alice", is_self=True, status="available"),
+        make_entry("erin", name="Erin", status="offline", watchable=False, unwatchable=UNWATCHABLE_REASON),
+        make_entry("mallory", name="Mallory", status="offline", watchable=False, unwatchable=HOSTILE_NOTE),
+    ]
+
+    dom = _chromium_dom(board_server.url + "/", tmp_path)
+
+    me = _tile_html(dom, "Alice")
+    assert '<span class="you">you</span><h2 class="name">Alice</h2>' in me
+    erin = _tile_html(dom, "Erin")
+    assert "Cannot be watched" in erin
+    assert UNWATCHABLE_REASON in erin
+    assert "Offline" not in erin
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in _tile_html(dom, "Mallory")
+    assert HOSTILE_NOTE not in dom
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's /usr/bin/chromium is not installed")
+def test_chromium_opens_a_token_protected_board_from_the_token_link(tmp_path: Path) -> None:
+    from bridge.http import HttpServer
+    from bridge.metrics import Metrics
+
+    token = "Tk9-board-t0ken-Zq8x"
+    server = HttpServer(
+        "127.0.0.1",
+        0,
+        health=lambda: HealthReport(True, {"mqtt": "connected", "cwa": "online"}),
+        metrics=Metrics(),
+        board=lambda: [make_entry("bob", name="Bob", note="Back at 3pm")],
+        token=token,
+    )
+    with server:
+        dom = _chromium_dom(f"{server.url}/?token={token}", tmp_path)
+
+    # The page loaded after the redirect, and its own polls passed with the cookie.
+    assert "Back at 3pm" in _tile_html(dom, "Bob")
+    assert re.search(r'<p class="message" id="message" hidden[^>]*></p>', dom), dom[-2000:]

@@ -6,6 +6,7 @@ meant for the ``key.path: message`` line; none of them echoes a secret.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import time
 from pathlib import Path
@@ -103,3 +104,25 @@ def check_file(value: Path | None) -> Path | None:
     if value is not None and not value.is_file():
         raise ValueError(f"no such file: {value}")
     return value
+
+
+def parse_host_list(value: object) -> object:
+    """``http.allowed_hosts``: a list, or from the environment JSON or ``a,b``; each entry a bare
+    host name or address as the browser's address bar shows it (a port is allowed and ignored)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        else:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        return value
+    for entry in value:
+        if isinstance(entry, str) and (not entry.strip() or re.search(r"[\s/@]", entry)):
+            raise ValueError(
+                f"{entry!r} is not a host name (no scheme, path or spaces, e.g. board.example.org)"
+            )
+    return [entry.strip().lower() if isinstance(entry, str) else entry for entry in value]

@@ -17,20 +17,21 @@ from bridge.config.context import current
 UNRESOLVED = SecretStr("")
 
 
-def resolve_password(data: Any, credential: str) -> Any:
-    """Fill ``password`` from ``password_file`` or the systemd credential when it was not given."""
-    if not isinstance(data, dict) or data.get("password") is not None:
+def resolve_password(data: Any, credential: str, key: str = "password") -> Any:
+    """Fill ``key`` (``password``, ``token``) from ``<key>_file`` or the systemd credential when it
+    was not given."""
+    if not isinstance(data, dict) or data.get(key) is not None:
         return data
     data = dict(data)
-    file = data.get("password_file")
+    file = data.get(f"{key}_file")
     if file is not None and file != "":
-        data["password"] = _read_secret(Path(str(file))) or UNRESOLVED
+        data[key] = _read_secret(Path(str(file))) or UNRESOLVED
         return data
     cred_dir = current().env.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         secret = _read_secret(Path(cred_dir) / credential)
         if secret is not None:
-            data["password"] = secret
+            data[key] = secret
     return data
 
 

@@ -7,12 +7,20 @@ the defaults into docs/config-reference.md and the README's table.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
-from bridge.config.parsers import ID_PATTERN, check_file, check_topic, normalize_sip_uri, parse_listen
+from bridge.config.parsers import (
+    ID_PATTERN,
+    check_file,
+    check_topic,
+    normalize_sip_uri,
+    parse_host_list,
+    parse_listen,
+)
 from bridge.config.passwords import check_password_file, check_secret, resolve_password
 from bridge.presence import RESERVED_IDS, derive_id
 
@@ -199,6 +207,34 @@ class HttpConfig(SectionModel):
     """``http:`` — health, metrics and the presence board."""
 
     listen: str = Field("127.0.0.1:8099", description='HOST:PORT to serve on; "" disables the endpoint.')
+    token: SecretStr | None = Field(
+        None,
+        description="Token (secret) every path but /healthz then needs: Authorization: Bearer <token>, "
+        "or open /?token=<token> once in a browser. Or token_file, env, or the credential http_token.",
+    )
+    token_file: Path | None = Field(None, description="File holding the token.")
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Host names the board may be reached by besides localhost, loopback addresses "
+        "and the listen address (a guard against DNS rebinding), e.g. [board.example.org].",
+    )
+
+    _token = model_validator(mode="before")(lambda data: resolve_password(data, "http_token", "token"))
+    _token_file = field_validator("token_file")(check_password_file)
+    _hosts = field_validator("allowed_hosts", mode="before")(parse_host_list)
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token_value(cls, value: Any) -> Any:
+        check_secret(value)
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if (
+            isinstance(text, str)
+            and text
+            and (len(text) < 16 or not text.isascii() or not text.isprintable() or " " in text)
+        ):
+            raise ValueError("must be at least 16 printable ASCII characters without spaces")
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -40,7 +40,8 @@ def fetch(
     assert parts.hostname is not None
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
-        conn.request(method, parts.path or "/", body=body, headers=headers or {})
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request(method, target, body=body, headers=headers or {})
         response = conn.getresponse()
         data = response.read()
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
