@@ -147,6 +147,8 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
             health=service.health,
             metrics=metrics,
             board=service.board,
+            token=settings.http.token.get_secret_value() if settings.http.token else None,
+            allowed_hosts=settings.http.allowed_hosts,
         )
     return Parts(metrics, Notifier(), inputs, http_client, client, publisher, service, http, topics)
 

@@ -87,5 +87,7 @@ def board(snap: Snapshot) -> list[BoardEntry]:
     entries = []
     for row in snap.rows:
         shown = row.presence if row.presence is not None else Presence.unknown(row.uri)
-        entries.append(BoardEntry.from_presence(row.id, shown, watchable=row.watchable))
+        entries.append(
+            BoardEntry.from_presence(row.id, shown, watchable=row.watchable, unwatchable=row.unwatchable)
+        )
     return entries
