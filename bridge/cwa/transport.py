@@ -1,4 +1,4 @@
-"""The HTTP exchanges with CWA and the translation of their failures (cwa-protocol.md §2 to §4, §7.2).
+"""The HTTP exchanges with CWA and the translation of their failures (README: "How it behaves toward CWA").
 
 Translating httpx exceptions, HTTP status codes, logon pages and CWA error codes into
 `bridge.errors` happens here and nowhere else (keeping the cause: ``raise ... from exc``). The
@@ -156,7 +156,7 @@ class CwaTransport:
     def fetch_events(self, sid: str, ack_id: int, timeout_s: float | None = None) -> Answer:
         """One data-channel GET (§4), held by the server up to its long-poll time; abandoned (raising
         `CwaUnavailable`) when not complete within ``timeout_s`` (default: ``poll_timeout_s``)."""
-        params = {"Sid": sid, "AckId": str(ack_id), "UA": "false"}  # UA=false: interface.md §7.1
+        params = {"Sid": sid, "AckId": str(ack_id), "UA": "false"}  # UA=false: a quiet observer
         limit = self._s.poll_timeout_s if timeout_s is None else timeout_s
         return self.exchange("GET", self._s.data_path, None, limit, "data", params=params)
 
@@ -211,7 +211,7 @@ class CwaTransport:
             ):
                 seen = response.headers.get(TICKET_HEADER)
                 register_secret(seen, rotating=True)
-                # the newest ticket of ANY response wins (§2.4, interface.md §7.4)
+                # the newest ticket of ANY response wins
                 self._adopt_ticket(seen)
                 chunks: list[bytes] = []
                 size = 0
