@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from bridge.cwa.client import CwaClient, CwaClientSettings
 from bridge.simulator import Simulator
-from tests.support.bridge import ALICE, BOB, CAROL, USERS, BridgeProcess, config_dict, write_config
+from tests.support.bridge import ALICE, BOB, CAROL, PASSWORD, USERS, BridgeProcess, config_dict, write_config
 from tests.support.convergence import matches_truth, wait_converged
 from tests.support.mqtt import Broker, MqttProbe
 from tests.support.outputs import wait_until
@@ -152,3 +154,40 @@ def test_a_command_channel_fault_answers_commands_by_the_deadline_and_applies_th
     assert time.monotonic() - ended <= 3 * bound
     wait_converged(mosquitto, sim, base_topic, WATCHED, timeout=bound)
     _stop_cleanly(process)
+
+
+def test_the_last_completed_poll_stops_advancing_while_the_data_channel_is_stalled(
+    make_simulator: Callable[..., Simulator], fault_proxy: Callable[[Simulator], FaultProxy]
+) -> None:
+    """`CwaClient.last_poll_completed` is what the health check reads to report a stalled data
+    channel: it must stand still while polls are abandoned, and move again once they complete."""
+    sim = make_simulator(users=list(USERS), poll_wait_ms=POLL_WAIT_MS)
+    proxy = fault_proxy(sim)
+    settings = CwaClientSettings(
+        base_url=proxy.url,
+        username=ALICE.username or "",
+        password=PASSWORD,
+        uri=ALICE.uri,
+        timeout_s=1.0,
+        poll_timeout_s=1.0,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.5,
+    )
+
+    def age() -> float:
+        return time.monotonic() - client.last_poll_completed
+
+    with httpx.Client() as http:
+        client = CwaClient(settings, http, lambda _notice: None)
+        client.start()
+        try:
+            wait_until(lambda: age() < 0.5, 5, "polls completing")
+            proxy.set_fault("data", STALL)
+            stalled_at = time.monotonic()
+            wait_until(lambda: age() > 3 * settings.poll_timeout_s, 10, "the stall to show")
+            assert client.last_poll_completed <= stalled_at + 0.5  # at most the poll in flight
+            proxy.set_fault("data", PASS)
+            # the poll in flight ends by its deadline, then the back-off (capped at 0.5 s)
+            wait_until(lambda: age() < 0.5, settings.poll_timeout_s + 0.5 + SLACK_S, "polls completing again")
+        finally:
+            client.stop(timeout=2.0)
