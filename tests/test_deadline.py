@@ -255,9 +255,12 @@ def test_every_ticket_seen_is_redacted_from_log_lines(server: Server, transport:
     cwa.fetch_events("7", 0)
     cwa.fetch_events("7", 1)
     stream = io.StringIO()
-    handler = setup_logging("debug", "text", stream=stream)
+    root = logging.getLogger()
+    level = root.level
+    handler = setup_logging("info", "text", stream=stream)  # info: library loggers stay at WARNING
     try:
         logging.getLogger("bridge.test").warning("cwa.oops ticket=%s then=%s", TICKET, rotated)
     finally:
-        logging.getLogger().removeHandler(handler)
+        root.removeHandler(handler)
+        root.setLevel(level)
     assert "cwa.oops ticket=********** then=**********" in stream.getvalue()
