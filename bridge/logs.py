@@ -19,6 +19,7 @@ from typing import Literal, TextIO
 REDACTED = "**********"
 LEVELS = ("debug", "info", "warning", "error")
 # Tickets rotate for as long as the bridge runs; keep the newest few hundred, not all of them.
+# Fixed secrets (passwords) are kept apart and never pushed out by tickets.
 MAX_SECRETS = 256
 # Libraries whose INFO lines (every HTTP request) would drown the bridge's own events.
 _CHATTY = ("httpx", "httpcore", "amqtt", "transitions")
@@ -28,30 +29,44 @@ _CHATTY = ("httpx", "httpcore", "amqtt", "transitions")
 # Never below WARNING.
 _SECRET_BEARING = ("spnego", "httpcore")
 
-_secrets: dict[str, None] = {}
+_fixed: set[str] = set()
+_rotating: dict[str, None] = {}  # oldest first
 _secrets_lock = threading.Lock()
 _ordered: tuple[str, ...] = ()
+_newest: str | None = None  # the rotating secret registered last (read without the lock)
 
 
-def register_secret(secret: str | None) -> None:
-    """Redact ``secret`` from every later log record (no-op for ``None`` or empty)."""
-    global _ordered  # noqa: PLW0603  # one process-wide set, swapped atomically for readers
-    if not secret:
-        return
+def register_secret(secret: str | None, *, rotating: bool = False) -> None:
+    """Redact ``secret`` from every later log record (no-op for ``None`` or empty).
+
+    ``rotating`` marks a value that is replaced over time (a CWA-Ticket, seen on every response):
+    only the newest `MAX_SECRETS` of those are kept. Registering the newest one again is cheap.
+    """
+    global _ordered, _newest  # noqa: PLW0603  # one process-wide set, swapped atomically for readers
+    if not secret or secret in _fixed or (rotating and secret == _newest):
+        return  # the same ticket on every poll: nothing changes
     with _secrets_lock:
-        _secrets.pop(secret, None)
-        _secrets[secret] = None
-        while len(_secrets) > MAX_SECRETS:
-            del _secrets[next(iter(_secrets))]
+        if rotating:
+            _rotating.pop(secret, None)
+            _rotating[secret] = None
+            while len(_rotating) > MAX_SECRETS:
+                del _rotating[next(iter(_rotating))]
+        else:
+            _rotating.pop(secret, None)
+            _fixed.add(secret)
         # Longest first, so a secret that contains another is replaced whole.
-        _ordered = tuple(sorted(_secrets, key=len, reverse=True))
+        _ordered = tuple(sorted({*_fixed, *_rotating}, key=len, reverse=True))
+        if rotating:
+            _newest = secret  # only once it is redacted: the fast path above trusts it
 
 
 def clear_secrets() -> None:
     """Forget every registered secret (tests)."""
-    global _ordered  # noqa: PLW0603
+    global _ordered, _newest  # noqa: PLW0603
     with _secrets_lock:
-        _secrets.clear()
+        _newest = None
+        _fixed.clear()
+        _rotating.clear()
         _ordered = ()
 
 

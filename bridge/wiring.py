@@ -92,6 +92,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
             command_path=cwa.command_path,
             data_path=cwa.data_path,
             timeout_s=cwa.timeout_s,
+            poll_timeout_s=cwa.poll_timeout_s,
             republish_s=cwa.republish_s,
             initial_availability=cwa.initial_availability,
             watch_contacts=settings.watch_contacts,

@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import pytest
 
-import bridge.cwa.client as client_module
 from bridge.app import Bridge
 from bridge.cwa.client import CwaClient, CwaClientSettings
 from bridge.cwa.notices import Notice, UserNotice
@@ -266,11 +265,9 @@ def test_both_sides_down_at_once_recover_in_either_order(
 
 
 def test_a_poll_held_past_the_read_timeout_is_repeated_with_the_same_ack_id(
-    make_simulator: Callable[..., Simulator], monkeypatch: pytest.MonkeyPatch
+    make_simulator: Callable[..., Simulator],
 ) -> None:
-    """The client clamps the poll read timeout to >= 90 s (a held long poll is normal, §4.4); this
-    test lowers the clamp in-process to 0.5 s so a response held for 3 s really times out."""
-    monkeypatch.setattr(client_module, "MIN_POLL_READ_TIMEOUT_S", 0.5)
+    """A poll held for 3 s with ``poll_timeout_s`` 0.5 is abandoned and re-sent."""
     sim = make_simulator(users=list(USERS), poll_wait_ms=POLL_WAIT_MS)
     seen: dict[str, Presence] = {}
     lock = threading.Lock()
@@ -287,7 +284,7 @@ def test_a_poll_held_past_the_read_timeout_is_repeated_with_the_same_ack_id(
         password=PASSWORD,
         uri=ALICE.uri,
         timeout_s=5.0,
-        poll_read_timeout_s=0.5,
+        poll_timeout_s=0.5,
         backoff_initial_s=SCALED["backoff_initial_s"],
         backoff_max_s=SCALED["backoff_max_s"],
     )

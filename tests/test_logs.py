@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.logs import clear_secrets, register_secret, setup_logging
+from bridge.logs import MAX_SECRETS, clear_secrets, register_secret, setup_logging
 
 SECRET = "Zq8-cwa-pa55word!"
 TICKET = "AAEAAQ-ticket-value=="
@@ -111,3 +111,15 @@ def test_a_broken_format_string_still_logs_the_event() -> None:
 def test_unknown_level_is_refused() -> None:
     with pytest.raises(ValueError, match="log level"):
         setup_logging("verbose", "text")
+
+
+def test_the_password_stays_redacted_after_hundreds_of_ticket_rotations() -> None:
+    """Tickets rotate for as long as the bridge runs; only the newest are kept, never at the
+    expense of the password registered at start-up."""
+    register_secret(SECRET)
+    for n in range(MAX_SECRETS + 50):
+        register_secret(f"{TICKET}{n}", rotating=True)
+    newest = f"{TICKET}{MAX_SECRETS + 49}"
+    log, stream = _log("text")
+    log.info("cwa.oops password=%s ticket=%s", SECRET, newest)
+    assert "cwa.oops password=********** ticket=**********" in stream.getvalue()

@@ -47,7 +47,14 @@ class CwaConfig(SectionModel):
     ca_file: Path | None = Field(None, description="CA bundle for a server with a private CA.")
     command_path: str = Field("/cwa/MainCommandHandler.ashx", description="Path of the command handler.")
     data_path: str = Field("/cwa/AsyncDataChannel.ashx", description="Path of the event (data) channel.")
-    timeout_s: float = Field(30, gt=0, description="HTTP timeout per request, seconds.")
+    timeout_s: float = Field(
+        30,
+        gt=0,
+        description="Overall deadline of one sign-in or command exchange (connect to last byte), seconds.",
+    )
+    poll_timeout_s: float = Field(
+        95, gt=0, description="Overall deadline of one data-channel poll, a held poll included, seconds."
+    )
     republish_s: float = Field(300, gt=0, description="Re-publish a commanded own state this often, seconds.")
     note_max_length: int = Field(
         255,

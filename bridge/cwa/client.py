@@ -48,7 +48,6 @@ from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable, Throttled
 from bridge.presence import Status
 
 __all__ = [
-    "MIN_POLL_READ_TIMEOUT_S",
     "SUBSCRIBE_BATCH",
     "SUBSCRIBE_PER_POLL",
     "CwaClient",
@@ -57,7 +56,6 @@ __all__ = [
 
 log = logging.getLogger("bridge.cwa.client")
 
-MIN_POLL_READ_TIMEOUT_S = 90.0  # a held long poll must not look like a failure (§4.4)
 PROTOCOL_ERRORS_BEFORE_NEW_SESSION = 3  # a poisoned batch re-delivered at the same AckId forever
 
 
@@ -108,6 +106,9 @@ class CwaClient:
             failure=self._failure,
         )
         self._last_poll_end: float | None = None  # the data channel
+        # Monotonic time of the last poll answer applied (construction until the first one): the
+        # data channel is stalled when this is older than poll_timeout_s plus a grace period.
+        self.last_poll_completed: float = clock()
         self._protocol_errors = 0
 
     # ================================================================== public API
@@ -278,10 +279,9 @@ class CwaClient:
             if self._session.epoch != epoch:
                 return  # a command found the session gone while we waited
             settled = self._watch.settled()
-        read_timeout_s = max(MIN_POLL_READ_TIMEOUT_S, self._s.poll_read_timeout_s)
         started = self._clock()
         try:
-            answer = self._transport.fetch_events(action.sid, action.ack_id, read_timeout_s)
+            answer = self._transport.fetch_events(action.sid, action.ack_id)
         finally:
             self._last_poll_end = self._clock()
         self._report.metric("poll_latency", self._last_poll_end - started)
@@ -290,6 +290,7 @@ class CwaClient:
             if self._session.epoch != epoch:
                 return
             fresh = self._session.events_received(batch)
+            self.last_poll_completed = self._clock()
             self._protocol_errors = 0
             self._watch.answered(settled)
             if self._session.epoch != epoch:

@@ -1,4 +1,4 @@
-"""The CWA session as a pure state machine (cwa-protocol.md §1.3, §4, §7).
+"""The CWA session as a pure state machine (see the README, "How it behaves toward CWA").
 
 Theory of operation
 -------------------
@@ -41,7 +41,7 @@ class SessionState(StrEnum):
     STOPPED = "stopped"
 
 
-# The names of interface.md §4 (`bridge/info` → `session`).
+# The names published in `bridge/info` → `session` (README, "MQTT topics").
 PUBLIC_STATE: dict[SessionState, str] = {
     SessionState.SIGNED_OUT: "connecting",
     SessionState.SIGNING_IN: "connecting",
@@ -58,7 +58,7 @@ FailureKind = Literal[
     "session_gone",  # 18100, or a data-channel 404 for our sid (§7.3)
     "throttled",  # 18101 or HTTP 503 (§7.2.6)
     "unavailable",  # transport error, timeout, other 5xx (§7.2.7)
-    "protocol",  # malformed, hostile or oversized body (interface.md §7.7)
+    "protocol",  # malformed, hostile or oversized body
 ]
 FAILURE_KINDS: tuple[str, ...] = get_args(FailureKind)
 

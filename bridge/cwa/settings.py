@@ -24,7 +24,7 @@ class CwaClientSettings:
     auth: Literal["forms", "iwa"] = "forms"  # §2.2: credentials in the body, or NTLM over HTTP
     logon_path: str | None = None  # None: the path of ``auth`` (transport.LOGON_PATHS)
     timeout_s: float = 30.0
-    poll_read_timeout_s: float = 95.0  # clamped to at least 90 s (§4.4)
+    poll_timeout_s: float = 95.0  # overall deadline of one data-channel poll, a held one included
     republish_s: float = 300.0
     initial_availability: int | None = None
     watch_contacts: bool = False

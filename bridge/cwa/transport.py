@@ -1,22 +1,29 @@
-"""The HTTP exchanges with CWA and the translation of their failures (cwa-protocol.md §2 to §4, §7.2).
+"""The HTTP exchanges with CWA and the translation of their failures (README: "How it behaves toward CWA").
 
 Translating httpx exceptions, HTTP status codes, logon pages and CWA error codes into
 `bridge.errors` happens here and nowhere else (keeping the cause: ``raise ... from exc``). The
 transport knows the wire, not the session: the ticket it sends and every ticket it sees go through
 two callables of its owner (`CwaClient` guards its session machine with a lock), and what comes
 back is typed messages or an `Answer`, never an httpx object.
+
+Every exchange has an overall deadline, connect to last byte (`bridge.cwa.deadline`):
+``poll_timeout_s`` for a data-channel poll, ``timeout_s`` for sign-in and the command channel. A
+deadline is a transport failure like any other (`CwaUnavailable`). Every CWA-Ticket seen is
+registered with the log redaction filter before anything else happens to it.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from bridge.cwa import codec
+from bridge.cwa import codec, deadline
 from bridge.cwa.iwa import NtlmAuth
 from bridge.cwa.messages import (
     Accepted,
@@ -42,6 +49,9 @@ from bridge.errors import (
     Throttled,
     TicketExpired,
 )
+from bridge.logs import register_secret
+
+log = logging.getLogger("bridge.cwa.transport")
 
 TICKET_HEADER = "CWA-Ticket"
 LOGON_PATHS = {"forms": "/forms/logon.html", "iwa": "/iwa/logon.html"}  # §2.2
@@ -81,6 +91,10 @@ class CwaTransport:
         self._ticket = ticket
         self._adopt_ticket = adopt_ticket
         self._base = settings.base_url.rstrip("/")
+        # Without it a trickling server holds an exchange for as long as it likes (per-read timeouts).
+        self.deadlines_enforced = deadline.install(http)
+        if not self.deadlines_enforced:
+            log.warning("cwa.transport.no_deadlines the HTTP client's transport cannot be wrapped")
 
     def sign_in(self) -> SignedIn:
         """Sign-in (§2): success is a CWA-Ticket header, whatever the body says (§8.3).
@@ -95,7 +109,7 @@ class CwaTransport:
         body = codec.encode_logon(Logon(user=s.username, password=password, uri=s.uri))
         auth = NtlmAuth(s.username, s.password) if iwa else None
         path = s.logon_path or LOGON_PATHS[s.auth]
-        answer = self.exchange("POST", path, body, httpx.Timeout(s.timeout_s), "logon", auth=auth)
+        answer = self.exchange("POST", path, body, s.timeout_s, "logon", auth=auth)
         reply = _decode_logon(answer.body, s.max_body_bytes)
         if answer.ticket:
             sign_in_data = reply.sign_in_data if isinstance(reply, Succeeded) else None
@@ -123,9 +137,7 @@ class CwaTransport:
     def post_commands(self, sid: str, methods: Sequence[Method]) -> ResponseBatch:
         """POST methods on the command channel; session-level error codes become exceptions."""
         body = codec.encode_requests(sid, list(methods))
-        answer = self.exchange(
-            "POST", self._s.command_path, body, httpx.Timeout(self._s.timeout_s), "command"
-        )
+        answer = self.exchange("POST", self._s.command_path, body, self._s.timeout_s, "command")
         raise_for_status(answer, "command")
         require_xml(answer, "command")
         batch = codec.decode_responses(answer.body, max_bytes=self._s.max_body_bytes)
@@ -139,13 +151,14 @@ class CwaTransport:
     def terminate_session(self, sid: str, rid: str, timeout_s: float) -> None:
         """terminateSession; its answer does not matter, only that it was sent (best effort)."""
         body = codec.encode_requests(sid, [TerminateSession(rid=rid)])
-        self.exchange("POST", self._s.command_path, body, httpx.Timeout(timeout_s), "command")
+        self.exchange("POST", self._s.command_path, body, timeout_s, "command")
 
-    def fetch_events(self, sid: str, ack_id: int, read_timeout_s: float) -> Answer:
-        """One data-channel GET (§4); held by the server up to its long-poll time."""
-        timeout = httpx.Timeout(self._s.timeout_s, read=read_timeout_s)
-        params = {"Sid": sid, "AckId": str(ack_id), "UA": "false"}  # UA=false: interface.md §7.1
-        return self.exchange("GET", self._s.data_path, None, timeout, "data", params=params)
+    def fetch_events(self, sid: str, ack_id: int, timeout_s: float | None = None) -> Answer:
+        """One data-channel GET (§4), held by the server up to its long-poll time; abandoned (raising
+        `CwaUnavailable`) when not complete within ``timeout_s`` (default: ``poll_timeout_s``)."""
+        params = {"Sid": sid, "AckId": str(ack_id), "UA": "false"}  # UA=false: a quiet observer
+        limit = self._s.poll_timeout_s if timeout_s is None else timeout_s
+        return self.exchange("GET", self._s.data_path, None, limit, "data", params=params)
 
     def read_events(self, answer: Answer) -> tuple[EventBatch, ErrorInfo | None]:
         """The events of a data-channel answer, and its channel-level error if any (§4.3).
@@ -168,31 +181,38 @@ class CwaTransport:
         method: str,
         path: str,
         body: bytes | None,
-        timeout: httpx.Timeout,
+        timeout_s: float,
         channel: str,
         *,
         params: dict[str, str] | None = None,
         auth: httpx.Auth | None = None,
     ) -> Answer:
-        """One request; the body is read up to ``max_body_bytes``. Raises `CwaUnavailable` for
-        transport failures, `CwaProtocolError` for an oversized body, whatever the status."""
+        """One request, complete within ``timeout_s`` from connect to the last byte; the body is read
+        up to ``max_body_bytes``. Raises `CwaUnavailable` for transport failures (the deadline
+        included), `CwaProtocolError` for an oversized body, whatever the status."""
         headers = {"Content-Type": "text/xml; charset=utf-8"} if body is not None else {}
         extra: dict[str, Any] = {"auth": auth} if auth is not None else {}
         ticket = self._ticket()
         if ticket and channel != "logon":
             headers[TICKET_HEADER] = ticket
+        at = time.monotonic() + timeout_s
         try:
-            with self._http.stream(
-                method,
-                self._base + path,
-                content=body,
-                params=params,
-                headers=headers,
-                timeout=timeout,
-                **extra,
-            ) as response:
-                # the newest ticket of ANY response wins (§2.4, interface.md §7.4)
-                self._adopt_ticket(response.headers.get(TICKET_HEADER))
+            with (
+                deadline.deadline(timeout_s),
+                self._http.stream(
+                    method,
+                    self._base + path,
+                    content=body,
+                    params=params,
+                    headers=headers,
+                    timeout=httpx.Timeout(timeout_s),
+                    **extra,
+                ) as response,
+            ):
+                seen = response.headers.get(TICKET_HEADER)
+                register_secret(seen, rotating=True)
+                # the newest ticket of ANY response wins
+                self._adopt_ticket(seen)
                 chunks: list[bytes] = []
                 size = 0
                 for chunk in response.iter_bytes():
@@ -200,16 +220,24 @@ class CwaTransport:
                     if size > self._s.max_body_bytes:
                         raise CwaProtocolError(f"{channel}: body larger than {self._s.max_body_bytes} bytes")
                     chunks.append(chunk)
+                    if time.monotonic() > at:  # also where the socket layer could not be wrapped
+                        raise _past_deadline(channel, timeout_s)
         except httpx.TimeoutException as exc:
+            if isinstance(exc.__cause__, deadline.DeadlineExceeded) or time.monotonic() >= at:
+                raise _past_deadline(channel, timeout_s) from exc
             raise CwaUnavailable(f"{channel}: timed out") from exc
         except httpx.HTTPError as exc:
             raise CwaUnavailable(f"{channel}: {transport_reason(exc)}") from exc
         return Answer(
             status=response.status_code,
             content_type=response.headers.get("content-type", ""),
-            ticket=response.headers.get(TICKET_HEADER),
+            ticket=seen,
             body=b"".join(chunks),
         )
+
+
+def _past_deadline(channel: str, timeout_s: float) -> CwaUnavailable:
+    return CwaUnavailable(f"{channel}: no complete answer within the {timeout_s:g} s overall deadline")
 
 
 # ====================================================================== translation
