@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,6 +137,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         metrics=metrics,
         clock=knobs.clock if knobs.clock is not None else _utc_now,
         inputs=inputs,
+        poll_age=lambda: time.monotonic() - client.last_poll_completed,
     )
     metrics.gauges_from(
         lambda: (service.snapshot.watched, service.snapshot.session == "online", publisher.connected)

@@ -63,6 +63,7 @@ class Service:
         monotonic: Callable[[], float] = time.monotonic,
         heartbeat: Callable[[], None] | None = None,
         inputs: Inputs | None = None,
+        poll_age: Callable[[], float] | None = None,
     ) -> None:
         self._cwa = cwa
         self._mqtt = mqtt
@@ -74,6 +75,7 @@ class Service:
         self._clock = clock
         self._monotonic = monotonic
         self._heartbeat = heartbeat
+        self._poll_age = poll_age  # seconds since the data channel last completed a poll
         self._store = PresenceStore(watch, options.self_uri)
         self._out = RetainedPublisher(mqtt, metrics)
         self._gate = StartGate(options.start_grace_s, monotonic)
@@ -445,6 +447,8 @@ class Service:
             mqtt_ok=self._mqtt.connected,
             session_down_for=down_for,
             grace_s=self._opt.health_grace_s,
+            poll_age=self._poll_age() if self._poll_age is not None else None,
+            poll_timeout_s=self._opt.poll_timeout_s,
         )
 
     def board(self) -> list[BoardEntry]:

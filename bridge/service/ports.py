@@ -71,6 +71,7 @@ class ServiceOptions:
     watch_contacts: bool = False
     color_topics: bool = False
     health_grace_s: float = 120.0
+    poll_timeout_s: float = 95.0  # a data channel without an answer for longer (+ the grace) is stalled
     start_grace_s: float = START_GRACE_S
     configuration_url: str | None = None
     command_ttl_s: float = 120.0

@@ -6,7 +6,7 @@ see one consistent picture without a lock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -64,12 +64,27 @@ def take_snapshot(
     return Snapshot(rows, session, since, last_error, mqtt_connected, dict(lights))
 
 
-def health(snap: Snapshot, *, mqtt_ok: bool, session_down_for: float, grace_s: float) -> HealthReport:
+def health(
+    snap: Snapshot,
+    *,
+    mqtt_ok: bool,
+    session_down_for: float,
+    grace_s: float,
+    poll_age: float | None = None,
+    poll_timeout_s: float = 95.0,
+    stuck: Sequence[str] = (),
+) -> HealthReport:
+    """Healthy unless MQTT is down, the CWA session has been down longer than ``grace_s``, the
+    data channel has had no complete answer for longer than ``poll_timeout_s`` + ``grace_s``
+    (``poll_age``: seconds since the last one), or a loop is stuck."""
     reasons: list[str] = []
     if not mqtt_ok:
         reasons.append("MQTT broker not connected")
     if snap.session != "online" and session_down_for > grace_s:
         reasons.append(f"CWA session {snap.session} for {int(session_down_for)} s")
+    elif snap.session == "online" and poll_age is not None and poll_age > poll_timeout_s + grace_s:
+        reasons.append(f"CWA data channel stalled: no poll answer for {int(poll_age)} s")
+    reasons += [f"{name} loop stuck" for name in stuck]
     details: dict[str, object] = {
         "mqtt": "connected" if mqtt_ok else "disconnected",
         "cwa": "online" if snap.session == "online" else "offline",
