@@ -22,6 +22,10 @@ PURE = [
     "bridge.commands",
     "bridge.store",
     "bridge.lights.model",
+    "bridge.lights.spec",
+    "bridge.lights.schedule",
+    "bridge.lights.presets",
+    "bridge.lights.controller",
 ]
 
 

@@ -180,7 +180,7 @@ def test_devices_get_exactly_the_right_commands_as_presence_changes(
     ]
     assert light_state(probe, base, "door") == {
         "color": None,
-        "status": None,
+        "status": "offline",  # the busiest watched status, also when it switches the light off
         "activity": None,
         "because": None,
         "scheduled_off": False,
@@ -269,7 +269,7 @@ def test_schedule_boundaries_switch_lights_off_and_on_again(
     ]
     assert light_state(probe, base, "door") == {
         "color": None,
-        "status": None,
+        "status": "busy",  # what the light would show: Bob is still in his meeting
         "activity": None,
         "because": None,
         "scheduled_off": True,
@@ -538,7 +538,7 @@ priority: [busy, do_not_disturb, available, away, be_right_back, offline, nappin
         "  lights[0].colors.busy: not a colour (expected #RRGGBB)",
         "  lights[0].activity_colors.on-the-phone: not a colour (expected #RRGGBB)",
         "  lights[1].watch: must list at least one id",
-        "  lights[1].preset: must be 'wled', 'tasmota', 'esphome' or 'raw'",
+        "  lights[1].preset: must be 'wled', 'tasmota', 'esphome', 'zigbee2mqtt', 'http' or 'raw'",
         "  lights[2].schedule.days: unknown day 'fry' (use mon, tue, wed, thu, fri, sat, sun or daily)",
         '  lights[2].schedule.from: not a time (expected "HH:MM", quoted)',
         '  lights[2].schedule.to: not a time (expected "HH:MM", quoted)',
