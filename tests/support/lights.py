@@ -20,7 +20,7 @@ def presence(status: Status | str, activity: str | None = None, uri: str = "sip:
 def light(name: str = "door", watch: tuple[str, ...] = ("bob", "carol"), **kwargs: Any) -> LightSpec:
     """A wled light by default; pass preset/device/topic/... to change it."""
     kwargs.setdefault("preset", "wled")
-    if kwargs["preset"] != "raw":
+    if kwargs["preset"] not in ("raw", "http"):
         kwargs.setdefault("device", "door")
     return LightSpec(name=name, watch=watch, **kwargs)
 
