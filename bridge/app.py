@@ -29,6 +29,7 @@ from bridge.cwa.iwa import IWA_MISSING, iwa_available
 from bridge.errors import AuthRejected, ConfigError, CwaError, CwaProtocolError
 from bridge.http import HttpServer
 from bridge.lights.controller import LightController
+from bridge.lights.http_sender import HttpLightSender
 from bridge.lights.spec import LightSpec
 from bridge.metrics import Metrics
 from bridge.mqtt.publisher import MqttPublisher, MqttSettings
@@ -103,11 +104,20 @@ class Bridge:
             on_metric=self._on_cwa_metric,
         )
         lights = None
+        self.light_sender: HttpLightSender | None = None
         if settings.lights:
             specs = [LightSpec.from_config(light) for light in settings.lights]
             lights = LightController(
                 specs, settings.priority, clock=clock, base_topic=settings.mqtt.base_topic
             )
+            if any(spec.preset == "http" for spec in specs):
+                self.light_sender = HttpLightSender(
+                    specs,
+                    self._on_light_result,
+                    on_failure=self.metrics.light_failure,
+                    backoff_initial_s=0.5 * backoff_scale,
+                    backoff_max_s=30.0 * backoff_scale,
+                )
         mqtt = settings.mqtt
         self.service = Service(
             cwa=self.client,
@@ -129,6 +139,7 @@ class Bridge:
                 ),
             ),
             lights=lights,
+            light_sender=self.light_sender,
             metrics=self.metrics,
             # `clock` (tests): one timezone-aware "now" for schedules, override expiry and timestamps.
             clock=clock if clock is not None else _utc_now,
@@ -173,6 +184,9 @@ class Bridge:
     def _on_notice(self, notice: object) -> None:
         self.service.on_notice(notice)
 
+    def _on_light_result(self, light: str, delivered: bool) -> None:
+        self.service.on_light_result(light, delivered)  # the service exists by the time it runs
+
     def _on_cwa_metric(self, name: str, value: float | str) -> None:
         if name == "poll_latency" and isinstance(value, float):
             self.metrics.observe_poll_latency(value)
@@ -215,6 +229,8 @@ class Bridge:
             log.warning("cwa.unreachable_at_start error=%s; retrying in the background", exc)
             self._starter = threading.Thread(target=self._start_cwa_later, name="cwa-start", daemon=True)
             self._starter.start()
+        if self.light_sender is not None:
+            self.light_sender.start()
         self.service.start()
         self.publisher.start()
 
@@ -248,6 +264,8 @@ class Bridge:
         self.notifier.stopping()
         self._stopping.set()
         self.service.stop()
+        if self.light_sender is not None:
+            self.light_sender.stop(timeout=1.0)
         final = self.service.final_messages()
         for topic, payload in final:
             self.publisher.publish_and_wait(topic, payload, retain=True, timeout=1.0)

@@ -40,6 +40,7 @@ from bridge.errors import BridgeError, CommandFailed, CwaError
 from bridge.http import BoardEntry, HealthReport
 from bridge.lights.controller import LightController
 from bridge.lights.model import status_color
+from bridge.lights.presets import HttpRequest
 from bridge.mqtt import discovery as disco
 from bridge.mqtt.topics import Topics, attribute_payloads, info_payload, presence_payload, response_payload
 from bridge.presence import Presence, Status, format_timestamp
@@ -124,6 +125,10 @@ class Snapshot:
     lights: Mapping[str, bytes] = field(default_factory=dict)
 
 
+class LightSenderPort(Protocol):
+    def submit(self, light: str, request: HttpRequest) -> None: ...
+
+
 class Service:
     def __init__(
         self,
@@ -133,6 +138,7 @@ class Service:
         watch: Sequence[WatchSpec],
         options: ServiceOptions,
         lights: LightController | None = None,
+        light_sender: LightSenderPort | None = None,
         metrics: MetricsPort | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         heartbeat: Callable[[], None] | None = None,
@@ -142,6 +148,7 @@ class Service:
         self._opt = options
         self._topics = Topics(options.base_topic)
         self._lights = lights
+        self._light_sender = light_sender  # http lights' requests go there (lights issue 17)
         self._metrics = metrics
         self._clock = clock
         self._heartbeat = heartbeat
@@ -190,6 +197,10 @@ class Service:
 
     def on_mqtt_message(self, topic: str, payload: bytes) -> None:
         self._queue.put(lambda: self._handle_message(topic, payload))
+
+    def on_light_result(self, light: str, delivered: bool) -> None:
+        """An http light's sender reports an attempt (from its worker thread)."""
+        self._queue.put(lambda: self._light_delivered(light, delivered))
 
     def call(self, job: Callable[[], None]) -> None:
         """Run ``job`` on the loop thread (tests and the app use it to act on the store safely)."""
@@ -494,8 +505,16 @@ class Service:
                 topic = self._topics.light_state(out.light)
                 self._light_state[out.light] = out.payload
                 self._retain(topic, out.payload)
+            elif out.kind == "http":
+                if self._light_sender is not None and out.request is not None:
+                    self._light_sender.submit(out.light, out.request)
             else:
                 self._mqtt.publish(out.topic, out.payload, retain=out.retain)
+
+    def _light_delivered(self, light: str, delivered: bool) -> None:
+        if self._lights is not None:
+            self._send_lights(self._lights.delivered(light, delivered))
+            self._update_snapshot()
 
     # ------------------------------------------------------------------ commands
 

@@ -73,6 +73,7 @@ class HttpLightSender:
         self._stopping = False
         self._thread: threading.Thread | None = None
         # One client per TLS setting: lights behind the same verification share connections.
+        self._hide_urls = _HideLightUrls({url_origin(s.url or "") for s in self._specs.values()})
         self._clients: dict[tuple[bool, str | None], httpx.Client] = {}
         for spec in self._specs.values():
             key = (spec.verify_tls, spec.ca_file)
@@ -93,6 +94,7 @@ class HttpLightSender:
             self._cond.notify()
 
     def start(self) -> None:
+        logging.getLogger("httpx").addFilter(self._hide_urls)
         self._thread = threading.Thread(target=self._run, name="cwa2mqtt-http-lights", daemon=True)
         self._thread.start()
 
@@ -104,6 +106,7 @@ class HttpLightSender:
         if self._thread is not None:
             self._thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():
+            logging.getLogger("httpx").removeFilter(self._hide_urls)
             for client in self._clients.values():
                 client.close()
 
@@ -192,3 +195,24 @@ def _verify(verify_tls: bool, ca_file: str | None) -> ssl.SSLContext | bool:
     if ca_file:
         return ssl.create_default_context(cafile=ca_file)
     return True
+
+
+class _HideLightUrls(logging.Filter):
+    """httpx logs every request's full URL (INFO, shown at ``log.level: debug``): for the lights'
+    hosts, only scheme, host and port remain, since a path or query may be a token."""
+
+    def __init__(self, origins: set[str]) -> None:
+        super().__init__()
+        self._origins = origins
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._hide(arg) for arg in record.args)
+        return True
+
+    def _hide(self, arg: object) -> object:
+        if isinstance(arg, httpx.URL):
+            origin = url_origin(str(arg))
+            if origin in self._origins:
+                return origin + "/..."
+        return arg
