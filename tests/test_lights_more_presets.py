@@ -71,6 +71,11 @@ def test_zigbee2mqtt_sets_state_and_hex_colour_on_its_friendly_name() -> None:
             [cmd("zigbee2mqtt/Office Hue/set", '{"state":"OFF"}')],
         ),
         (
+            z2m(brightness=255),
+            [cmd("zigbee2mqtt/Office Hue/set", '{"state":"ON","brightness":254,"color":{"hex":"#D50000"}}')],
+            [cmd("zigbee2mqtt/Office Hue/set", '{"state":"OFF"}')],  # Zigbee's levels end at 254
+        ),
+        (
             light(preset="raw", topic="sign", payload="{hex}@{brightness}", brightness=9),
             [cmd("sign", "#D50000@9")],
             [cmd("sign", "#000000@0")],

@@ -16,6 +16,7 @@ from bridge.lights.model import OFF_COLOR, LightState
 from bridge.lights.spec import LightSpec
 
 FULL_BRIGHTNESS = 255
+ZIGBEE_MAX_LEVEL = 254
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,8 @@ def render(spec: LightSpec, state: LightState, previous: LightState | None) -> l
             return [LightCommand(topic, b'{"state":"OFF"}', retain)]
         body: dict[str, object] = {"state": "ON"}
         if bri is not None:
-            body["brightness"] = bri
+            # Zigbee levels end at 254; zigbee2mqtt documents brightness as 0-254.
+            body["brightness"] = min(bri, ZIGBEE_MAX_LEVEL) if spec.preset == "zigbee2mqtt" else bri
         if spec.preset == "esphome":
             r, g, b = _rgb(color)
             body["color"] = {"r": r, "g": g, "b": b}
