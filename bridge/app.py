@@ -57,6 +57,7 @@ class Bridge:
         self.publisher = parts.publisher
         self.service = parts.service
         self.http = parts.http
+        self.light_sender = parts.light_sender
         self._watchdog_every = (self.notifier.watchdog_interval() or 0.0) / 2
         self._last_watchdog = 0.0
         self._backoff_scale = backoff_scale
@@ -90,6 +91,8 @@ class Bridge:
             log.warning("cwa.unreachable_at_start error=%s; retrying in the background", exc)
             self._starter = threading.Thread(target=self._start_cwa_later, name="cwa-start", daemon=True)
             self._starter.start()
+        if self.light_sender is not None:
+            self.light_sender.start()
         self.service.start()
         self.publisher.start()
 
@@ -125,6 +128,8 @@ class Bridge:
         self.notifier.stopping()
         self._stopping.set()
         self.service.stop()
+        if self.light_sender is not None:
+            self.light_sender.stop(timeout=1.0)
         final = self.service.final_messages()
         for topic, payload in final:
             self.publisher.publish_and_wait(topic, payload, retain=True, timeout=1.0)

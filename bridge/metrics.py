@@ -152,6 +152,12 @@ class Metrics:
             "Reconnects to the MQTT broker after a lost connection.",
             registry=registry,
         )
+        self._light_failures = Counter(
+            f"{PREFIX}_light_delivery_failures",
+            "Failed requests to http lights (each attempt, retries included), by light.",
+            ["light"],
+            registry=registry,
+        )
         self._watched = Gauge(
             f"{PREFIX}_watched_users", "Users whose presence is bridged.", registry=registry
         )
@@ -205,6 +211,10 @@ class Metrics:
 
     def mqtt_reconnect(self) -> None:
         self._mqtt_reconnects.inc()
+
+    def light_failure(self, light: str) -> None:
+        """One failed attempt to reach an http light (the label set is bounded by the config)."""
+        self._light_failures.labels(light=light).inc()
 
     def set_gauges(self, watched: int, cwa_online: bool, mqtt_connected: bool) -> None:
         self._watched.set(watched)

@@ -23,6 +23,7 @@ from bridge.cwa.iwa import IWA_MISSING, iwa_available
 from bridge.errors import ConfigError
 from bridge.http import HttpServer
 from bridge.lights.controller import LightController
+from bridge.lights.http_sender import HttpLightSender
 from bridge.lights.spec import LightSpec
 from bridge.metrics import Metrics
 from bridge.mqtt.publisher import MqttPublisher
@@ -56,6 +57,7 @@ class Parts:
     publisher: MqttPublisher
     service: Service
     http: HttpServer | None
+    light_sender: HttpLightSender | None
     topics: Topics
 
 
@@ -124,16 +126,25 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         on_connect=_counting_reconnects(metrics, inputs.on_mqtt_connect),
         on_disconnect=inputs.on_mqtt_disconnect,
     )
-    lights = None
+    lights, light_sender = None, None
     if settings.lights:
         specs = [LightSpec.from_config(light) for light in settings.lights]
         lights = LightController(specs, settings.priority, clock=knobs.clock, base_topic=mqtt.base_topic)
+        if any(spec.preset == "http" for spec in specs):
+            light_sender = HttpLightSender(
+                specs,
+                inputs.on_light_result,
+                on_failure=metrics.light_failure,
+                backoff_initial_s=0.5 * knobs.backoff_scale,
+                backoff_max_s=30.0 * knobs.backoff_scale,
+            )
     service = Service(
         cwa=client,
         mqtt=publisher,
         watch=[WatchSpec(w.id, w.uri, w.name) for w in settings.watch],
         options=options,
         lights=lights,
+        light_sender=light_sender,
         metrics=metrics,
         clock=knobs.clock if knobs.clock is not None else _utc_now,
         inputs=inputs,
@@ -153,7 +164,9 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
             token=settings.http.token.get_secret_value() if settings.http.token else None,
             allowed_hosts=settings.http.allowed_hosts,
         )
-    return Parts(metrics, Notifier(), inputs, http_client, client, publisher, service, http, topics)
+    return Parts(
+        metrics, Notifier(), inputs, http_client, client, publisher, service, http, light_sender, topics
+    )
 
 
 def _verify(settings: Settings) -> ssl.SSLContext | bool:

@@ -25,6 +25,7 @@ PURE = [
     "bridge.lights.spec",
     "bridge.lights.schedule",
     "bridge.lights.presets",
+    "bridge.lights.controller",
     "bridge.service.projection",
     "bridge.service.gate",
 ]

@@ -250,7 +250,10 @@ def test_each_problem_is_reported_with_its_key_path(
     [
         ({"watch": "[bob, zed]"}, ["lights[0].watch[1]: unknown id 'zed' (known: bob, carol, self)"]),
         ({"name": "Door"}, ["lights[0].name: may contain only a-z, 0-9, _ and -"]),
-        ({"preset": "hue"}, ["lights[0].preset: must be 'wled', 'tasmota', 'esphome' or 'raw'"]),
+        (
+            {"preset": "hue"},
+            ["lights[0].preset: must be 'wled', 'tasmota', 'esphome', 'zigbee2mqtt', 'http' or 'raw'"],
+        ),
         ({"device": None}, ["lights[0].device: required for preset wled"]),
         (
             {"preset": "raw", "device": None},

@@ -32,7 +32,7 @@ from bridge.app import Bridge
 from bridge.config import load_settings
 from bridge.simulator import Simulator
 from tests.support.bridge import BOB, CAROL, DAVE, PASSWORD, USERS
-from tests.support.lights import FakeClock
+from tests.support.lights import FakeClock, light_state, set_and_wait, settle, status_in_bridge
 from tests.support.mqtt import Broker, MqttProbe
 
 pytestmark = pytest.mark.integration
@@ -91,47 +91,11 @@ def device_commands(probe: MqttProbe) -> list[tuple[str, bytes]]:
     return [(r.topic, r.payload) for r in probe.records() if r.topic.startswith(devices)]
 
 
-def settle(probe: MqttProbe, base: str) -> None:
-    """Return once everything the bridge published before this call has reached ``probe``."""
-    token = secrets.token_hex(4)
-    probe.publish(f"{base}/bridge/request/health_check", json.dumps({"transaction": token}))
-    probe.wait_for(
-        f"{base}/bridge/response/health_check",
-        lambda p: json.loads(p).get("transaction") == token,
-        timeout=10,
-    )
-
-
-def light_state(probe: MqttProbe, base: str, name: str) -> dict[str, Any]:
-    raw = probe.retained(f"{base}/lights/{name}")
-    assert raw is not None, f"no retained state for light {name}"
-    state: dict[str, Any] = json.loads(raw)
-    return state
-
-
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
-
-
-def status_in_bridge(bridge: Bridge, ident: str) -> str | None:
-    """The status the bridge holds for ``ident`` now (read from its HTTP snapshot)."""
-    for row in bridge.service.snapshot.rows:
-        if row.id == ident and row.presence is not None:
-            return row.presence.status.value
-    return None
-
-
-def set_and_wait(
-    sim: Simulator, probe: MqttProbe, base: str, ident: str, uri: str, status: str, **presence: Any
-) -> None:
-    """Change a user's presence in CWA and wait until the bridge has published it."""
-    probe.clear()
-    sim.set_presence(uri, **presence)
-    probe.wait_for(f"{base}/{ident}", lambda p: json.loads(p)["status"] == status, timeout=10)
-    settle(probe, base)
 
 
 def test_devices_get_exactly_the_right_commands_as_presence_changes(
@@ -180,7 +144,7 @@ def test_devices_get_exactly_the_right_commands_as_presence_changes(
     ]
     assert light_state(probe, base, "door") == {
         "color": None,
-        "status": None,
+        "status": "offline",  # the busiest watched status, also when it switches the light off
         "activity": None,
         "because": None,
         "scheduled_off": False,
@@ -269,7 +233,7 @@ def test_schedule_boundaries_switch_lights_off_and_on_again(
     ]
     assert light_state(probe, base, "door") == {
         "color": None,
-        "status": None,
+        "status": "busy",  # what the light would show: Bob is still in his meeting
         "activity": None,
         "because": None,
         "scheduled_off": True,
@@ -538,7 +502,7 @@ priority: [busy, do_not_disturb, available, away, be_right_back, offline, nappin
         "  lights[0].colors.busy: not a colour (expected #RRGGBB)",
         "  lights[0].activity_colors.on-the-phone: not a colour (expected #RRGGBB)",
         "  lights[1].watch: must list at least one id",
-        "  lights[1].preset: must be 'wled', 'tasmota', 'esphome' or 'raw'",
+        "  lights[1].preset: must be 'wled', 'tasmota', 'esphome', 'zigbee2mqtt', 'http' or 'raw'",
         "  lights[2].schedule.days: unknown day 'fry' (use mon, tue, wed, thu, fri, sat, sun or daily)",
         '  lights[2].schedule.from: not a time (expected "HH:MM", quoted)',
         '  lights[2].schedule.to: not a time (expected "HH:MM", quoted)',

@@ -35,9 +35,11 @@ S = Status
         (S.AVAILABLE, S.AVAILABLE, "#00C853", S.AVAILABLE, "bob"),
         (S.OFFLINE, S.AVAILABLE, "#00C853", S.AVAILABLE, "carol"),  # offline never decides over someone on
         (S.AVAILABLE, S.UNKNOWN, "#00C853", S.AVAILABLE, "bob"),
-        (S.OFFLINE, S.UNKNOWN, None, None, None),
-        (S.UNKNOWN, S.UNKNOWN, None, None, None),
-        (S.OFFLINE, S.OFFLINE, None, None, None),
+        # 0.2: the busiest status is reported also when it is offline/unknown; nobody decides.
+        (S.OFFLINE, S.UNKNOWN, None, S.OFFLINE, None),
+        (S.UNKNOWN, S.OFFLINE, None, S.OFFLINE, None),
+        (S.UNKNOWN, S.UNKNOWN, None, S.UNKNOWN, None),
+        (S.OFFLINE, S.OFFLINE, None, S.OFFLINE, None),
     ],
 )
 def test_busiest_status_wins_ties_to_first_watched(
@@ -107,7 +109,7 @@ def test_outside_the_schedule_the_light_is_off_and_says_so() -> None:
     inside = decide(spec, presences, DEFAULT_PRIORITY, datetime(2026, 11, 23, 7, 0, tzinfo=UTC))  # 08:00 CET
     assert (inside.color, inside.scheduled_off) == ("#D50000", False)
     outside = decide(spec, presences, DEFAULT_PRIORITY, datetime(2026, 11, 23, 17, 0, tzinfo=UTC))  # 18:00
-    assert outside == LightState(None, None, None, None, scheduled_off=True)
+    assert outside == LightState(None, S.BUSY, None, None, scheduled_off=True)  # status: what it is about
     saturday = decide(spec, presences, DEFAULT_PRIORITY, datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
     assert saturday.scheduled_off
 

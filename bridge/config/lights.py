@@ -1,4 +1,4 @@
-"""``lights[]``: the status lights a user configures (interface.md §8) and their schedules.
+"""``lights[]``: the status lights a user configures (docs/lights.md) and their schedules.
 
 Validated here; `bridge.lights.spec` converts these models into the light package's own types.
 """
@@ -6,17 +6,38 @@ Validated here; `bridge.lights.spec` converts these models into the light packag
 from __future__ import annotations
 
 from datetime import time
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_serializer, field_validator, model_validator
 
 from bridge.config.errors import Problems
-from bridge.config.parsers import DAY_NAMES, ID_PATTERN, check_topic, parse_color, parse_days, parse_hhmm
+from bridge.config.parsers import (
+    DAY_NAMES,
+    ID_PATTERN,
+    check_file,
+    check_topic,
+    parse_color,
+    parse_days,
+    parse_hhmm,
+)
 from bridge.config.sections import SectionModel
+from bridge.lights.presets import redact_url
 from bridge.presence import ALL_STATUSES, Status, normalize_activity
 
-PAYLOAD_PLACEHOLDERS = ("{hex}", "{HEX}", "{r}", "{g}", "{b}", "{status}", "{activity}")
+PAYLOAD_PLACEHOLDERS = ("{hex}", "{HEX}", "{r}", "{g}", "{b}", "{status}", "{activity}", "{brightness}")
+# The keys only some presets use; every other preset rejects them (a typo'd preset is not silent).
+_PRESET_KEYS: dict[str, frozenset[str]] = {
+    "raw": frozenset({"topic", "payload", "off_topic", "off_payload"}),
+    "zigbee2mqtt": frozenset({"device", "topic_prefix"}),
+    "http": frozenset({"url", "method", "body", "headers", "off_url", "off_body", "verify_tls", "ca_file"}),
+    "wled": frozenset({"device"}),
+    "tasmota": frozenset({"device"}),
+    "esphome": frozenset({"device"}),
+}
+_ALL_PRESET_KEYS = frozenset().union(*_PRESET_KEYS.values())
 
 
 class ScheduleConfig(SectionModel):
@@ -60,14 +81,18 @@ class ScheduleConfig(SectionModel):
 
 
 class LightConfig(SectionModel):
-    """``lights[]`` — a status light driven over MQTT (interface.md §8)."""
+    """``lights[]`` — a status light driven over MQTT (docs/lights.md)."""
 
     name: str = Field(description="Light name, [a-z0-9_-]+, unique.", pattern=r"^[a-z0-9_-]+$")
     watch: tuple[str, ...] = Field(
         description='Watch ids (or "self") whose busiest status decides the colour; ties: first listed.'
     )
-    preset: Literal["wled", "tasmota", "esphome", "raw"] = Field(description="wled | tasmota | esphome | raw")
-    device: str | None = Field(None, description="WLED/Tasmota topic or ESPHome light name.")
+    preset: Literal["wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw"] = Field(
+        description="wled | tasmota | esphome | zigbee2mqtt | http | raw"
+    )
+    device: str | None = Field(
+        None, description="WLED/Tasmota topic, ESPHome light name or zigbee2mqtt friendly name."
+    )
     topic: str | None = Field(None, description="raw only: topic of the colour command.")
     payload: str | None = Field(
         None, description="raw only: payload template with " + ", ".join(PAYLOAD_PLACEHOLDERS) + "."
@@ -80,6 +105,24 @@ class LightConfig(SectionModel):
     )
     schedule: ScheduleConfig | None = Field(None, description="When the light may be on.")
     retain: bool = Field(False, description="Publish light commands retained.")
+    brightness: int | None = Field(
+        None, ge=1, le=255, strict=True, description="1-255, sent in the preset's own form; null: leave it."
+    )
+    topic_prefix: str | None = Field(
+        None, description="zigbee2mqtt only: its base topic (default zigbee2mqtt)."
+    )
+    url: str | None = Field(None, description="http only: URL template (placeholders are URL-encoded).")
+    method: Literal["GET", "POST", "PUT"] | None = Field(
+        None, description="http only: GET | POST | PUT (default POST)."
+    )
+    body: str | None = Field(None, description="http only: body template.")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="http only: request headers (secret: never shown or logged)."
+    )
+    off_url: str | None = Field(None, description="http only: URL for off (default: url, #000000).")
+    off_body: str | None = Field(None, description="http only: body for off (default: body, #000000).")
+    verify_tls: bool = Field(True, description="http only: verify the light's TLS certificate.")
+    ca_file: Path | None = Field(None, description="http only: CA bundle for a light with a private CA.")
 
     @field_validator("watch", mode="before")
     @classmethod
@@ -111,25 +154,65 @@ class LightConfig(SectionModel):
     def _activity_colors(cls, value: Any) -> Any:
         return _color_map(value, normalize_activity, "not an activity token")
 
-    @field_validator("device", "topic", "off_topic")
+    @field_validator("device", "topic", "off_topic", "topic_prefix")
     @classmethod
     def _topic(cls, value: str | None) -> str | None:
         return None if value is None else check_topic(value)
 
+    @field_validator("url", "off_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        # The message never echoes the URL: it may carry a password or a token.
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.strip())
+        except ValueError:
+            raise ValueError("not a URL (expected http://host/... or https://host/...)") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must start with http:// or https:// and name a host")
+        return value.strip()
+
+    _ca_file = field_validator("ca_file")(check_file)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for key, item in value.items():
+            if not str(key).strip() or any(c in str(key) for c in ":\r\n"):
+                problems.append(((str(key),), "not a header name"))
+            elif not isinstance(item, str | SecretStr) or any(c in str(item) for c in "\r\n"):
+                problems.append(((str(key),), "must be a one-line string"))
+        if problems:
+            raise Problems(problems)
+        return value
+
+    @field_serializer("url", "off_url")
+    def _url_out(self, value: str | None) -> str | None:
+        return None if value is None else redact_url(value)
+
     @model_validator(mode="after")
     def _preset(self) -> LightConfig:
         problems: list[tuple[tuple[str | int, ...], str]] = []
+        own = _PRESET_KEYS[self.preset]
+        for key in sorted(_ALL_PRESET_KEYS - own):
+            # A default written out (check-config's effective configuration) is not a mistake.
+            default = type(self).model_fields[key].get_default(call_default_factory=True)
+            if key in self.model_fields_set and getattr(self, key) != default:
+                users = sorted(p for p, keys in _PRESET_KEYS.items() if key in keys)
+                named = users[0] if len(users) == 1 else f"{', '.join(users[:-1])} or {users[-1]}"
+                problems.append(((key,), f"only for preset {named}, not {self.preset}"))
         if self.preset == "raw":
             missing = [key for key in ("topic", "payload") if getattr(self, key) is None]
             problems += [((key,), "required for preset raw") for key in missing]
-            if self.device is not None:
-                problems.append((("device",), "not used by preset raw (set topic and payload)"))
-        else:
-            if self.device is None:
-                problems.append((("device",), f"required for preset {self.preset}"))
-            for key in ("topic", "payload", "off_topic", "off_payload"):
-                if getattr(self, key) is not None:
-                    problems.append(((key,), f"only for preset raw, not {self.preset}"))
+        elif self.preset == "http":
+            if self.url is None:
+                problems.append((("url",), "required for preset http"))
+        elif self.device is None:
+            problems.append((("device",), f"required for preset {self.preset}"))
         if problems:
             raise Problems(problems)
         return self

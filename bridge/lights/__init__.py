@@ -1,4 +1,4 @@
-"""Status lights (interface.md §8): a pure model (`spec`, `schedule`, `model`, `presets`) and a
+"""Status lights (docs/lights.md): a pure model (`spec`, `schedule`, `model`, `presets`) and a
 `LightController` that returns what to publish. Imports no MQTT, network, threading or time."""
 
 from bridge.lights.controller import LightController, Outgoing, response_topic, set_topic, state_topic

@@ -1,14 +1,20 @@
 """Drives the status lights: keeps presence, overrides and what each light last showed, and
-returns what to publish (interface.md §8). No MQTT, no threads: the caller publishes the
+returns what to publish (docs/lights.md). No MQTT, no threads: the caller publishes the
 `Outgoing` messages, calls `on_tick` at `next_wakeup()`, and serialises calls (not thread-safe).
 
 What is sent:
-- a light's device commands when what it shows changes (for wled/tasmota/esphome: the colour; for
-  raw: the rendered payload, which may carry ``{status}``/``{activity}``), on start, after a broker
-  reconnect, and at schedule boundaries / override expiry when that changes the light;
+- a light's device commands when what it shows changes (for wled/tasmota/esphome/zigbee2mqtt: the
+  colour; for raw and http: the rendered payload or request, which may carry
+  ``{status}``/``{activity}``), on start, after a broker reconnect (not for http lights: the broker
+  is not between the bridge and them), and at schedule boundaries / override expiry when that
+  changes the light;
 - its retained state (``<base>/lights/<name>``) when the state JSON changes, and on start/reconnect.
 On start and reconnect the device's state is unknown, so commands are rendered with no previous
 state (a wled light gets ``ON`` before its colour). Overrides live in memory: a restart drops them.
+
+An http light's request goes out as an ``"http"`` `Outgoing`; the caller hands it to its sender
+and reports the outcome with `delivered`, which keeps ``delivered`` in the light's state honest:
+false from the moment a new request is wanted until the device confirmed it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from bridge.lights.model import (
     override_summary,
     parse_override,
 )
-from bridge.lights.presets import render
+from bridge.lights.presets import HttpRequest, render, render_http
 from bridge.lights.schedule import next_boundary
 from bridge.lights.spec import DEFAULT_PRIORITY, LightSpec
 from bridge.presence import Presence, Status
@@ -43,18 +49,20 @@ class Outgoing:
     ``kind`` "command": to the device, ``topic`` is the full topic, ``retain`` = the light's
     ``retain``. ``kind`` "state": the light's retained state for ``<base>/lights/<name>``; ``topic``
     is that topic when the controller was given ``base_topic``, else None (build it with
-    `state_topic`). Always retained.
+    `state_topic`). Always retained. ``kind`` "http": ``request`` is the request for an http light
+    (``topic`` None, ``payload`` its body or b""); nothing to publish.
     """
 
-    kind: Literal["command", "state"]
+    kind: Literal["command", "state", "http"]
     light: str
     topic: str | None
     payload: bytes
     retain: bool
+    request: HttpRequest | None = None
 
 
 def state_topic(base_topic: str, light: str) -> str:
-    """``<base>/lights/<name>``: the light's retained state (interface.md §8)."""
+    """``<base>/lights/<name>``: the light's retained state (docs/lights.md)."""
     return f"{base_topic}/lights/{light}"
 
 
@@ -92,6 +100,9 @@ class LightController:
         self._presences: dict[str, Presence | None] = {}
         self._overrides: dict[str, Override] = {}
         self._shown: dict[str, LightState] = {}  # what each light was last told to show
+        self._published: dict[str, bytes] = {}  # each light's state payload last returned
+        # http lights only: has the device confirmed the request for what it shows now?
+        self._delivered: dict[str, bool] = {s.name: False for s in specs if s.preset == "http"}
 
     def names(self) -> tuple[str, ...]:
         """The light names, in configuration order."""
@@ -111,8 +122,17 @@ class LightController:
         return self._evaluate(force=True)
 
     def on_reconnect(self) -> list[Outgoing]:
-        """Same as `on_start`: after a broker reconnect, commands and state go out again."""
-        return self._evaluate(force=True)
+        """After a broker reconnect, MQTT commands and state go out again; http lights get no
+        request (they did not lose anything) unless what they should show changed."""
+        return self._evaluate(force=True, resend_http=False)
+
+    def delivered(self, name: str, ok: bool) -> list[Outgoing]:
+        """An http light's sender reports whether its newest request reached the device: the
+        light's state (``delivered``) when that changes it. Unknown or non-http lights: []."""
+        if name not in self._delivered or name not in self._shown:
+            return []
+        self._delivered[name] = ok
+        return self._state_message(name, self._shown[name], force=False)
 
     def on_tick(self) -> list[Outgoing]:
         """Apply schedule boundaries and override expiries reached by ``clock()``."""
@@ -161,29 +181,40 @@ class LightController:
                 del self._overrides[name]
                 log.info("lights.override.expired light=%s", name)
 
-    def _evaluate(self, force: bool) -> list[Outgoing]:
+    def _evaluate(self, force: bool, resend_http: bool = True) -> list[Outgoing]:
         now = self._clock()
         self._drop_expired(now)
         out: list[Outgoing] = []
         for name, spec in self._specs.items():
             new = decide(spec, self._presences, self._priority, now, self._overrides.get(name))
             old = self._shown.get(name)
-            if force or old is None:
-                commands = render(spec, new, None)
-            elif render(spec, new, new) != render(spec, old, old):
-                # Compare steady-state renderings: same colour (and raw payload) = nothing to send.
-                commands = render(spec, new, old)
+            if spec.preset == "http":
+                request = render_http(spec, new)
+                if (force and resend_http) or old is None or request != render_http(spec, old):
+                    self._delivered[name] = False
+                    out.append(Outgoing("http", name, None, request.body or b"", False, request))
             else:
-                commands = []
-            out += [Outgoing("command", name, c.topic, c.payload, c.retain) for c in commands]
-            payload = light_state_payload(new)
-            if force or old is None or payload != light_state_payload(old):
-                topic = None if self._base_topic is None else state_topic(self._base_topic, name)
-                out.append(Outgoing("state", name, topic, payload, True))
+                if force or old is None:
+                    commands = render(spec, new, None)
+                elif render(spec, new, new) != render(spec, old, old):
+                    # Compare steady-state renderings: same colour (and raw payload) = nothing to send.
+                    commands = render(spec, new, old)
+                else:
+                    commands = []
+                out += [Outgoing("command", name, c.topic, c.payload, c.retain) for c in commands]
+            out += self._state_message(name, new, force or old is None)
             if old != new:
                 log.debug("lights.changed light=%s color=%s because=%s", name, new.color, new.because)
             self._shown[name] = new
         return out
+
+    def _state_message(self, name: str, state: LightState, force: bool) -> list[Outgoing]:
+        payload = light_state_payload(state, self._delivered.get(name))
+        if not force and self._published.get(name) == payload:
+            return []
+        self._published[name] = payload
+        topic = None if self._base_topic is None else state_topic(self._base_topic, name)
+        return [Outgoing("state", name, topic, payload, True)]
 
 
 def _system_clock() -> datetime:

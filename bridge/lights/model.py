@@ -1,4 +1,4 @@
-"""What a light should show and why (interface.md §8). Pure: no I/O, no clock reads.
+"""What a light should show and why (docs/lights.md). Pure: no I/O, no clock reads.
 
 `decide` turns the watched users' presence, the schedule and an override into a `LightState`;
 `presets.render` turns a state into the device's MQTT commands; `light_state_payload` is the
@@ -46,10 +46,6 @@ class LightState:
         return self.color is not None
 
 
-OFF = LightState(color=None, status=None, activity=None, because=None, scheduled_off=False)
-SCHEDULED_OFF = LightState(color=None, status=None, activity=None, because=None, scheduled_off=True)
-
-
 @dataclass(frozen=True, slots=True)
 class Override:
     """A manual colour from ``<base>/lights/<name>/set``: ``color`` None = off; ``until`` None = no end."""
@@ -64,7 +60,7 @@ class Override:
 def status_color(status: Status) -> str:
     """The ``<base>/<id>/color`` payload: the default palette, ``#000000`` for offline/unknown.
 
-    It ignores every light's ``colors``/``activity_colors`` (§8): one topic per user, many lights.
+    It ignores every light's ``colors``/``activity_colors``: one topic per user, many lights.
     """
     return DEFAULT_PALETTE.get(status, OFF_COLOR)
 
@@ -77,6 +73,26 @@ def _rank(priority: Sequence[Status]) -> dict[Status, int]:
     return rank
 
 
+def _busiest(
+    spec: LightSpec, presences: Mapping[str, Presence | None], rank: Mapping[Status, int]
+) -> tuple[Status, str, Presence | None, bool]:
+    """The busiest watched status, its user, their presence and whether it has a colour.
+
+    Users with a colour always beat offline/unknown ones; a user not reported yet counts as
+    unknown. Ties go to the first id in ``watch``.
+    """
+    best: tuple[tuple[bool, int, int], Status, str, Presence | None] | None = None
+    for order, user in enumerate(spec.watch):
+        presence = presences.get(user)
+        status = Status.UNKNOWN if presence is None else presence.status
+        key = (status in OFF_STATUSES, rank.get(status, len(rank)), order)
+        if best is None or key < best[0]:
+            best = (key, status, user, presence)
+    assert best is not None  # noqa: S101 - LightSpec guarantees a non-empty watch list
+    key, status, user, presence = best
+    return status, user, presence, not key[0]
+
+
 def decide(
     spec: LightSpec,
     presences: Mapping[str, Presence | None],
@@ -87,49 +103,45 @@ def decide(
     """The state ``spec``'s light should show at ``now``.
 
     Order of precedence: an active override (even outside the schedule: a person asked for it;
-    ``scheduled_off`` is then false), then the schedule (outside it: off, nobody decided), then the
-    busiest watched user by ``priority`` (earlier = busier), ties to the first id in ``watch``.
-    Offline/unknown/missing users have no colour and never decide while someone else is on; when
-    all are, the light is off with ``because`` None. The deciding user's activity colour, if the
+    ``scheduled_off`` is then false; ``status`` is None), then the schedule (outside it: off,
+    nobody decided), then the busiest watched user by ``priority`` (earlier = busier), ties to the
+    first id in ``watch``. Offline/unknown/missing users have no colour and never decide while
+    someone else is on; when all are, the light is off with ``because`` None. ``status`` is the
+    busiest watched status in every case but an override, also offline/unknown and outside the
+    schedule: it says what the light would be about. The deciding user's activity colour, if the
     light has one for it, wins over their status colour.
     """
     if override is not None and override.active(now):
         return LightState(
             color=override.color, status=None, activity=None, because=OVERRIDE, scheduled_off=False
         )
+    status, user, presence, has_color = _busiest(spec, presences, _rank(priority))
     if spec.schedule is not None and not in_schedule(spec.schedule, now):
-        return SCHEDULED_OFF
-    rank = _rank(priority)
-    best: tuple[int, int, str, Presence] | None = None
-    for order, user in enumerate(spec.watch):
-        presence = presences.get(user)
-        if presence is None or presence.status in OFF_STATUSES:
-            continue
-        key = (rank.get(presence.status, len(rank)), order, user, presence)
-        if best is None or key[:2] < best[:2]:
-            best = key
-    if best is None:
-        return OFF
-    _, _, user, presence = best
-    color = spec.activity_colors.get(presence.activity or "") or spec.palette()[presence.status]
+        return LightState(color=None, status=status, activity=None, because=None, scheduled_off=True)
+    if not has_color or presence is None:
+        return LightState(color=None, status=status, activity=None, because=None, scheduled_off=False)
+    color = spec.activity_colors.get(presence.activity or "") or spec.palette()[status]
     return LightState(
-        color=color, status=presence.status, activity=presence.activity, because=user, scheduled_off=False
+        color=color, status=status, activity=presence.activity, because=user, scheduled_off=False
     )
 
 
-def light_state_payload(state: LightState) -> bytes:
+def light_state_payload(state: LightState, delivered: bool | None = None) -> bytes:
     """The retained ``<base>/lights/<name>`` JSON.
 
-    The four keys of §8 plus ``activity`` (the deciding user's activity token, or null): it tells
-    a user why an ``activity_colors`` colour is showing, and extra keys do not disturb HA.
+    ``color``, ``status``, ``because``, ``scheduled_off``, plus ``activity`` (the deciding user's
+    activity token, or null: it tells a user why an ``activity_colors`` colour is showing), plus,
+    for ``http`` lights (``delivered`` not None), whether the device confirmed the current state.
     """
-    body = {
+    body: dict[str, object] = {
         "color": state.color,
         "status": None if state.status is None else str(state.status),
         "activity": state.activity,
         "because": state.because,
         "scheduled_off": state.scheduled_off,
     }
+    if delivered is not None:
+        body["delivered"] = delivered
     return json.dumps(body, separators=(",", ":")).encode()
 
 

@@ -1,4 +1,4 @@
-"""Light schedules in local wall-clock time (interface.md §8 ``schedule``). Pure: ``now`` is passed in.
+"""Light schedules in local wall-clock time. Pure: ``now`` is passed in.
 
 Theory of operation: a schedule is a series of windows. Each listed day D opens one window
 ``[instant(D, start), instant(D or D+1, end))``; a window whose end is not after its start crosses

@@ -1,4 +1,4 @@
-"""What a status light is: the light model's own frozen inputs (interface.md §8).
+"""What a status light is: the light model's own frozen inputs (docs/lights.md).
 
 The light package does not import `bridge.config`; a converter turns the `lights:` YAML model into
 these values. Construction validates and normalises (colours upper-case, activity keys snake_case),
@@ -19,10 +19,13 @@ from bridge.presence import Status, normalize_activity
 if TYPE_CHECKING:  # read-only use of the config model; the light package never needs pydantic
     from bridge.config import LightConfig, ScheduleConfig
 
-Preset = Literal["wled", "tasmota", "esphome", "raw"]
-PRESETS: tuple[Preset, ...] = ("wled", "tasmota", "esphome", "raw")
+Preset = Literal["wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw"]
+PRESETS: tuple[Preset, ...] = ("wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw")
+HttpMethod = Literal["GET", "POST", "PUT"]
+HTTP_METHODS: tuple[HttpMethod, ...] = ("GET", "POST", "PUT")
+DEFAULT_TOPIC_PREFIX = "zigbee2mqtt"
 
-# interface.md §8: offline and unknown have no colour, the light is off for them.
+# Offline and unknown have no colour: the light is off for them.
 DEFAULT_PALETTE: Mapping[Status, str] = MappingProxyType(
     {
         Status.AVAILABLE: "#00C853",
@@ -34,7 +37,7 @@ DEFAULT_PALETTE: Mapping[Status, str] = MappingProxyType(
 )
 OFF_STATUSES: frozenset[Status] = frozenset({Status.OFFLINE, Status.UNKNOWN})
 
-# Earlier = busier (interface.md §8 `priority`).
+# Earlier = busier (the `priority` setting).
 DEFAULT_PRIORITY: tuple[Status, ...] = (
     Status.DO_NOT_DISTURB,
     Status.BUSY,
@@ -122,7 +125,13 @@ class ScheduleSpec:
 
 @dataclass(frozen=True)
 class LightSpec:
-    """One entry of the ``lights:`` list (interface.md §8), validated."""
+    """One entry of the ``lights:`` list, validated.
+
+    ``brightness`` (1-255, None = the device's own) goes out in each preset's own form.
+    zigbee2mqtt: ``topic_prefix`` + ``device``. http: ``url``/``body`` templates, ``method``,
+    ``headers``, ``off_url``/``off_body`` (None = the colour request with ``#000000``),
+    ``verify_tls``, ``ca_file``.
+    """
 
     name: str
     watch: tuple[str, ...]
@@ -136,6 +145,16 @@ class LightSpec:
     activity_colors: Mapping[str, str] = field(default_factory=dict)
     schedule: ScheduleSpec | None = None
     retain: bool = False
+    brightness: int | None = None
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    url: str | None = None
+    method: HttpMethod = "POST"
+    body: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    off_url: str | None = None
+    off_body: str | None = None
+    verify_tls: bool = True
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -151,9 +170,19 @@ class LightSpec:
         if self.preset == "raw":
             if not self.topic or self.payload is None:
                 raise ValueError(f"light {self.name}: preset raw needs topic and payload")
+        elif self.preset == "http":
+            if not self.url:
+                raise ValueError(f"light {self.name}: preset http needs url")
+            if self.method not in HTTP_METHODS:
+                raise ValueError(f"light {self.name}: method must be GET, POST or PUT, got {self.method!r}")
         elif not self.device:
             raise ValueError(f"light {self.name}: preset {self.preset} needs device")
-        for topic in (self.device, self.topic, self.off_topic):
+        if self.brightness is not None and (
+            isinstance(self.brightness, bool) or not 1 <= self.brightness <= 255
+        ):
+            raise ValueError(f"light {self.name}: brightness must be 1-255, got {self.brightness!r}")
+        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
+        for topic in (self.device, self.topic, self.off_topic, self.topic_prefix):
             if topic is not None and any(c in topic for c in "#+\0"):
                 raise ValueError(f"light {self.name}: {topic!r} must not contain MQTT wildcards")
         colors = {Status(key): normalize_color(value) for key, value in self.colors.items()}
@@ -182,12 +211,22 @@ class LightSpec:
             activity_colors=dict(cfg.activity_colors),
             schedule=None if cfg.schedule is None else ScheduleSpec.from_config(cfg.schedule),
             retain=cfg.retain,
+            brightness=cfg.brightness,
+            topic_prefix=cfg.topic_prefix or DEFAULT_TOPIC_PREFIX,
+            url=cfg.url,
+            method=cfg.method or "POST",
+            body=cfg.body,
+            headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
+            off_url=cfg.off_url,
+            off_body=cfg.off_body,
+            verify_tls=cfg.verify_tls,
+            ca_file=None if cfg.ca_file is None else str(cfg.ca_file),
         )
 
     def palette(self) -> Mapping[Status, str]:
         """The default palette with this light's overrides.
 
-        Overrides for offline/unknown are ignored: §8 makes those statuses switch the light off.
+        Overrides for offline/unknown are ignored: those statuses switch the light off.
         """
         merged = dict(DEFAULT_PALETTE)
         merged.update({s: c for s, c in self.colors.items() if s not in OFF_STATUSES})

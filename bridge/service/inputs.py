@@ -52,13 +52,21 @@ class MqttMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class LightResult:
+    """An http light's sender tried to deliver: ``delivered`` says whether it worked."""
+
+    light: str
+    delivered: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """Run ``job`` on the loop thread."""
 
     job: Callable[[], None]
 
 
-Item = Received | MqttConnected | MqttDisconnected | MqttMessage | Call
+Item = Received | MqttConnected | MqttDisconnected | MqttMessage | LightResult | Call
 
 
 class Inputs:
@@ -82,6 +90,9 @@ class Inputs:
 
     def on_mqtt_message(self, topic: str, payload: bytes) -> None:
         self._put_nowait(MqttMessage(topic, payload))
+
+    def on_light_result(self, light: str, delivered: bool) -> None:
+        self._put_nowait(LightResult(light, delivered))
 
     def call(self, job: Callable[[], None]) -> None:
         self._queue.put(Call(job), timeout=PUT_TIMEOUT_S)

@@ -29,15 +29,31 @@ from bridge.cwa.notices import (
 )
 from bridge.errors import BridgeError
 from bridge.http import BoardEntry, HealthReport
-from bridge.lights.controller import LightController
+from bridge.lights.controller import LightController, Outgoing
 from bridge.mqtt.discovery import previous_format
 from bridge.mqtt.topics import Topics
 from bridge.presence import Presence
 from bridge.service import status
 from bridge.service.gate import StartGate
 from bridge.service.inbox import Inbox
-from bridge.service.inputs import Call, Inputs, Item, MqttConnected, MqttDisconnected, MqttMessage, Received
-from bridge.service.ports import CwaPort, DiscoveryFormat, MetricsPort, MqttPort, ServiceOptions
+from bridge.service.inputs import (
+    Call,
+    Inputs,
+    Item,
+    LightResult,
+    MqttConnected,
+    MqttDisconnected,
+    MqttMessage,
+    Received,
+)
+from bridge.service.ports import (
+    CwaPort,
+    DiscoveryFormat,
+    LightSenderPort,
+    MetricsPort,
+    MqttPort,
+    ServiceOptions,
+)
 from bridge.service.projection import Projection, Retained
 from bridge.service.retained import RetainedPublisher
 from bridge.service.status import Snapshot
@@ -58,6 +74,7 @@ class Service:
         watch: Sequence[WatchSpec],
         options: ServiceOptions,
         lights: LightController | None = None,
+        light_sender: LightSenderPort | None = None,
         metrics: MetricsPort | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
@@ -71,6 +88,7 @@ class Service:
         self._view = Projection.of(options)
         self._topics = self._view.topics
         self._lights = lights
+        self._light_sender = light_sender  # http lights' requests go there
         self._metrics = metrics
         self._clock = clock
         self._monotonic = monotonic
@@ -110,6 +128,10 @@ class Service:
 
     def on_mqtt_message(self, topic: str, payload: bytes) -> None:
         self.inputs.on_mqtt_message(topic, payload)
+
+    def on_light_result(self, light: str, delivered: bool) -> None:
+        """An http light's sender reports an attempt (from its worker thread)."""
+        self.inputs.on_light_result(light, delivered)
 
     def call(self, job: Job) -> None:
         """Run ``job`` on the loop thread (tests and the app use it to act on the store safely)."""
@@ -185,6 +207,8 @@ class Service:
                 self._handle_connect()
             case MqttDisconnected():
                 self._update_snapshot()
+            case LightResult(light=light, delivered=delivered):
+                self._light_delivered(light, delivered)
             case Call(job=job):
                 job()
 
@@ -401,15 +425,21 @@ class Service:
         if self._lights is not None and self._gate.open:
             self.send_lights(self._lights.on_presence(self._store.presences()))
 
-    def send_lights(self, outgoing: Iterable[object]) -> None:
+    def send_lights(self, outgoing: Iterable[Outgoing]) -> None:
         for out in outgoing:
-            kind, light = getattr(out, "kind", None), getattr(out, "light", "")
-            payload: bytes = getattr(out, "payload", b"")
-            if kind == "state":
-                self._light_state[light] = payload
-                self._out.retain(self._topics.light_state(light), payload)
-            else:
-                self._mqtt.publish(out.topic, payload, retain=out.retain)  # type: ignore[attr-defined]
+            if out.kind == "state":
+                self._light_state[out.light] = out.payload
+                self._out.retain(self._topics.light_state(out.light), out.payload)
+            elif out.kind == "http":
+                if self._light_sender is not None and out.request is not None:
+                    self._light_sender.submit(out.light, out.request)
+            elif out.topic is not None:
+                self._mqtt.publish(out.topic, out.payload, retain=out.retain)
+
+    def _light_delivered(self, light: str, delivered: bool) -> None:
+        if self._lights is not None:
+            self.send_lights(self._lights.delivered(light, delivered))
+            self._update_snapshot()
 
     def open_gate(self) -> None:
         """A light override evaluated every light: the lights have started."""

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bridge.lights.presets import HttpRequest
 from bridge.presence import Status
 
 Output = Literal["json", "attributes", "both"]
@@ -45,6 +46,12 @@ class MqttPort(Protocol):
     def read_retained(
         self, topic_filters: Sequence[str], quiet_s: float = 0.3, timeout_s: float = 3.0
     ) -> dict[str, bytes]: ...
+
+
+class LightSenderPort(Protocol):
+    """Where requests for lights behind an HTTP API go (`bridge.lights.http_sender`)."""
+
+    def submit(self, light: str, request: HttpRequest) -> None: ...
 
 
 class MetricsPort(Protocol):
