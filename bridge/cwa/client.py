@@ -34,17 +34,9 @@ import httpx
 
 from bridge.cwa.backoff import BackoffPolicy, Sleeper, event_sleeper
 from bridge.cwa.commanding import STALL_MARGIN_S, SUBSCRIBE_BATCH, CommandWorker, RefreshDone
-from bridge.cwa.messages import (
-    ContactGroupEvent,
-    Event,
-    InitiateSession,
-    RequestFailedEvent,
-    RequestSucceededEvent,
-    SelfPresenceEvent,
-    SubscriptionStateEvent,
-    UserPresenceEvent,
-)
-from bridge.cwa.notices import CommandOutcome, Notice, SelfNotice, UserNotice
+from bridge.cwa.dispatch import apply_events
+from bridge.cwa.messages import Event, InitiateSession
+from bridge.cwa.notices import CommandOutcome, Notice
 from bridge.cwa.ownstate import OwnState
 from bridge.cwa.reporting import Reporter
 from bridge.cwa.resync import ResyncPlan
@@ -372,30 +364,17 @@ class CwaClient:
 
     def _dispatch(self, events: Sequence[Event]) -> bool:
         """Events -> notices and bookkeeping; returns whether the worker has new subscriptions."""
-        wake = False
-        now = self._clock()
         with self._lock:
             online = self._session.sid is not None
-            for event in events:
-                if isinstance(event, RequestSucceededEvent | RequestFailedEvent):
-                    error = event.error if isinstance(event, RequestFailedEvent) else None
-                    self._own.resolve(event.rid or "", error is None, error)
-                    self._watch.resolve(event.rid or "", error)
-                elif isinstance(event, UserPresenceEvent):
-                    for user in event.users:
-                        resync = self._resync.is_answer(user.uri, now)
-                        self._report.emit(UserNotice(user.uri, user.summary(), resync=resync))
-                        self._watch.presence(user.uri)
-                elif isinstance(event, SelfPresenceEvent):
-                    self._report.emit(SelfNotice(event.summary()))
-                elif isinstance(event, SubscriptionStateEvent):
-                    for sub in event.users:
-                        self._watch.subscription_state(sub.uri, sub.state)
-                elif isinstance(event, ContactGroupEvent):
-                    wake = self._watch.enqueue(self._watch.apply_contacts(event, online=online)) or wake
-                # IM invitations and every other event are ignored without error.
-            self._watch.batch_done()
-            wake = wake or self._watch.has_work()
+            wake = apply_events(
+                events,
+                now=self._clock(),
+                online=online,
+                own=self._own,
+                watch=self._watch,
+                resync=self._resync,
+                emit=self._report.emit,
+            )
         self._report.flush()
         return wake
 

@@ -28,16 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bridge.cwa.messages import (
-    ErrorInfo,
     Method,
-    PublishSelfPresence,
     QueryPresence,
     Refused,
     ResponseBatch,
     SubscribePresence,
 )
-from bridge.cwa.notices import CommandNotice, CommandOutcome
-from bridge.cwa.ownstate import Commanded, OwnState, Waiter, categories
+from bridge.cwa.notices import CommandOutcome
+from bridge.cwa.ownstate import OwnState
+from bridge.cwa.publishing import OwnPublisher, PublishJob
 from bridge.cwa.reporting import Reporter
 from bridge.cwa.resync import ResyncPlan
 from bridge.cwa.session import CwaSession, SessionState
@@ -72,22 +71,7 @@ class _Refresh:
                 log.exception("cwa.refresh.callback_failed")
 
 
-@dataclass(eq=False)
-class _Publish:
-    status: Status | None
-    note: str | None
-    previous: Commanded
-    arrived: float
-    sent: threading.Event = field(default_factory=threading.Event)  # the worker is done with it
-    started: bool = False
-    abandoned: bool = False  # the caller stopped waiting: the result becomes a CommandNotice
-    outcome: CommandOutcome | None = None  # queued instead of sent
-    error: CwaError | None = None
-    rid: str | None = None
-    waiter: Waiter | None = None
-
-
-_Job = _Refresh | _Publish | None  # None: wake up and look at due work
+_Job = _Refresh | PublishJob | None  # None: wake up and look at due work
 
 
 class CommandWorker:
@@ -124,6 +108,9 @@ class CommandWorker:
         self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=QUEUE_MAX + 1)  # +1: room for a wake-up
         self._waiting_refresh: dict[str | None, _Refresh] = {}
         self._wake_pending = False
+        self._publisher = OwnPublisher(
+            settings, lock, session, own, report, clock=clock, retry_at=retry_at, command=self._command
+        )
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle (client)
@@ -173,24 +160,8 @@ class CommandWorker:
                 job.done.append(on_done)
 
     def publish_self(self, status: Status | None, note: str | None) -> CommandOutcome:
-        """See `CwaClient.publish_self`. Blocks the caller, never the poll thread."""
-        with self._lock:
-            previous = self._own.command(status, note)
-            if self._session.state is not SessionState.ONLINE:
-                return self._own.queue(self._clock())
-            job = _Publish(status, note, previous, self._clock())
-            try:
-                self._put(job)
-            except CwaUnavailable:
-                self._own.restore(previous)
-                raise
-        if not job.sent.wait(self._s.timeout_s + 1.0) and not self._abandon(job):
-            return CommandOutcome(applied=False, queued=True)
-        if job.error is not None:
-            raise job.error
-        if job.outcome is not None:
-            return job.outcome
-        return self._await_result(job)
+        """See `CwaClient.publish_self`."""
+        return self._publisher.publish_self(status, note, self._put)
 
     def _put(self, job: _Job) -> None:
         if self._jobs.qsize() >= QUEUE_MAX:
@@ -199,31 +170,6 @@ class CommandWorker:
             self._jobs.put_nowait(job)
         except queue.Full:
             raise CwaUnavailable(f"busy: {QUEUE_MAX} CWA commands are waiting") from None
-
-    def _abandon(self, job: _Publish) -> bool:
-        """The caller's wait is over: returns True when the worker finished just in time."""
-        with self._lock:
-            if job.sent.is_set():
-                return True
-            job.abandoned = True
-            if not job.started:
-                self._own.queue(job.arrived)  # sent by the next re-publish, reported by a notice
-        return False
-
-    def _await_result(self, job: _Publish) -> CommandOutcome:
-        waiter, rid = job.waiter, job.rid or ""
-        if waiter is None:  # cannot happen: an accepted publish always has a waiter
-            return CommandOutcome(applied=True)
-        waiter.done.wait(self._s.command_timeout_s)
-        with self._lock:
-            self._own.forget(rid)
-            if waiter.lost:
-                return self._own.queue(self._clock())
-            if waiter.done.is_set() and not waiter.ok:
-                self._own.restore(job.previous)
-                raise command_failed(waiter.error or ErrorInfo())
-        # Accepted without a reported result within the timeout still counts as applied.
-        return CommandOutcome(applied=True, confirmed=waiter.ok)
 
     # ------------------------------------------------------------------ the worker thread
 
@@ -243,8 +189,8 @@ class CommandWorker:
             try:
                 if isinstance(job, _Refresh):
                     self._run_refresh(job)
-                elif isinstance(job, _Publish):
-                    self._run_publish(job)
+                elif isinstance(job, PublishJob):
+                    self._publisher.run(job)
                 self.maintain()
             except Exception:  # the worker never dies from bad input
                 log.exception("cwa.command.unexpected_error")
@@ -268,7 +214,7 @@ class CommandWorker:
                 return
             if isinstance(job, _Refresh):
                 job.finish(CwaUnavailable("the CWA client was stopped"))
-            elif isinstance(job, _Publish):
+            elif isinstance(job, PublishJob):
                 job.outcome = CommandOutcome(applied=False, queued=True)
                 job.sent.set()
 
@@ -293,46 +239,6 @@ class CommandWorker:
             return
         job.finish(None)
 
-    def _run_publish(self, job: _Publish) -> None:
-        try:
-            self._publish(job)
-        finally:
-            job.sent.set()
-
-    def _publish(self, job: _Publish) -> None:
-        with self._lock:
-            if job.abandoned:
-                return  # already handed to the re-publisher by `_abandon`
-            job.started = True
-            if self._clock() - job.arrived > self._s.command_ttl_s:
-                self._own.restore(job.previous)
-                job.error = CwaUnavailable(f"expired: not sent to CWA within {self._s.command_ttl_s:g} s")
-                return
-            if self._session.state is not SessionState.ONLINE:
-                job.outcome = self._own.queue(job.arrived)
-                return
-            rid = job.rid = self._session.next_rid()
-            job.waiter = self._own.wait_for(rid)
-        try:
-            batch = self._command([PublishSelfPresence(rid=rid, categories=categories(job.status, job.note))])
-        except (CwaError, CwaProtocolError):
-            with self._lock:
-                self._own.forget(rid)
-                job.outcome = self._own.queue(job.arrived)
-            return
-        reply = batch.for_rid(rid)
-        with self._lock:
-            if isinstance(reply, Refused):
-                self._own.forget(rid)
-                self._own.restore(job.previous)
-                if job.abandoned:
-                    self._report.emit(CommandNotice(job.status, job.note, False, reply.error.describe()))
-                job.error = command_failed(reply.error)
-                return
-            self._own.accepted(self._clock() + self._s.republish_s)
-            if job.abandoned:
-                self._own.abandon(rid, job.status, job.note)
-
     # ------------------------------------------------------------------ due work
 
     def maintain(self) -> None:
@@ -350,7 +256,7 @@ class CommandWorker:
             todo, slices = self._watch.take()
             resync = self._resync.take(now, self._watch.targets()) if online else None
         if publish:
-            self._republish()
+            self._publisher.republish()
         self._subscribe(singles, batch=1)
         try:
             self._subscribe(todo)
@@ -366,27 +272,6 @@ class CommandWorker:
             )
         if resync:
             self._query_resync(resync)
-
-    def _republish(self) -> None:
-        with self._lock:
-            rid = self._session.next_rid()
-            pending = self._own.begin_republish(rid)
-        try:
-            batch = self._command(
-                [PublishSelfPresence(rid=rid, categories=categories(pending.status, pending.note))]
-            )
-        except (CwaError, CwaProtocolError) as exc:
-            with self._lock:
-                self._own.republish_failed(rid, pending, self._retry_at)
-            log.warning("cwa.publish.retry error=%s", type(exc).__name__)
-            return
-        with self._lock:
-            reply = batch.for_rid(rid)
-            refused = reply.error if isinstance(reply, Refused) else None
-            self._own.republish_answered(rid, pending, refused, self._clock() + self._s.republish_s)
-        log.info(
-            "cwa.publish.sent rid=%s status=%s note_set=%s", rid, pending.status, pending.note is not None
-        )
 
     def _query_resync(self, uris: tuple[str, ...]) -> None:
         with self._lock:
