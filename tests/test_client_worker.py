@@ -16,6 +16,7 @@ import pytest
 
 from bridge.cwa.backoff import InstantSleeper
 from bridge.cwa.client import CwaClient, CwaClientSettings
+from bridge.cwa.commanding import QUEUE_MAX
 from bridge.cwa.messages import (
     Accepted,
     Method,
@@ -27,7 +28,7 @@ from bridge.cwa.messages import (
     SubscriptionStateEvent,
 )
 from bridge.cwa.notices import CommandNotice, Notice, SessionNotice, UserNotice, WatchabilityNotice
-from bridge.errors import CwaError
+from bridge.errors import CwaError, CwaUnavailable
 from bridge.liveness import Liveness
 from bridge.presence import Status
 from tests.support.convergence import eventually
@@ -288,3 +289,63 @@ def test_a_command_worker_blocked_past_its_deadline_is_reported_stuck(
         hold.release.set()
     assert eventually(liveness.all_live, 5)
     assert eventually(lambda: errors == [None], 5)
+
+
+# ============================================================================ commands under load
+
+
+def test_publish_self_waits_at_most_its_deadline_then_the_command_is_queued_and_reported(
+    make: Callable[..., Harness],  # noqa: F811
+) -> None:
+    h = make(timeout_s=0.3)
+    hold = HeldCommands(QueryPresence)
+    h.fake.command_hook = hold
+    try:
+        h.client.refresh(BOB)  # occupies the worker
+        assert eventually(hold.held.is_set, 5)
+        outcome = h.client.publish_self(Status.AWAY, "lunch")  # its turn does not come in time
+        assert outcome.queued
+        assert not outcome.applied
+        assert not h.fake.methods(PublishSelfPresence)
+    finally:
+        hold.release.set()
+    assert eventually(lambda: h.of(CommandNotice) == [CommandNotice(Status.AWAY, "lunch", True, None)], 5)
+    assert len(h.fake.methods(PublishSelfPresence)) == 1  # sent once, not once per caller
+
+
+def test_requests_beyond_the_bound_are_refused_at_once(make: Callable[..., Harness]) -> None:  # noqa: F811
+    h = make()
+    hold = HeldCommands(QueryPresence)
+    h.fake.command_hook = hold
+    answers: list[CwaError | None] = []
+    try:
+        h.client.refresh(BOB, on_done=answers.append)
+        assert eventually(hold.held.is_set, 5)
+        for i in range(QUEUE_MAX):
+            h.client.refresh(f"sip:user{i}@x", on_done=answers.append)
+        h.client.refresh("sip:user0@x", on_done=answers.append)  # shares the waiting one: no slot
+        with pytest.raises(CwaUnavailable, match=f"busy: {QUEUE_MAX} CWA commands are waiting"):
+            h.client.refresh("sip:one-too-many@x")
+    finally:
+        hold.release.set()
+    assert eventually(lambda: len(answers) == QUEUE_MAX + 2, 10)
+    assert answers == [None] * (QUEUE_MAX + 2)  # every accepted request answered exactly once
+    queried = [q.uris for q in h.fake.methods(QueryPresence)]
+    assert queried.count(("sip:user0@x",)) == 1
+
+
+def test_a_command_queued_while_down_expires_after_its_ttl(make: Callable[..., Harness]) -> None:  # noqa: F811
+    h = make(start=False, command_ttl_s=120.0)
+    assert h.client.publish_self(Status.BUSY).queued
+    h.clock.advance(121.0)
+    h.client.start()
+    assert eventually(lambda: len(h.of(CommandNotice)) == 1, 5)
+    (notice,) = h.of(CommandNotice)
+    assert (notice.status, notice.ok, notice.error) == (
+        Status.BUSY,
+        False,
+        "expired: not sent to CWA within 120 s",
+    )
+    polls = len(h.polls())
+    assert eventually(lambda: len(h.polls()) >= polls + 10, 5)
+    assert not h.fake.methods(PublishSelfPresence)  # dropped, not sent late
