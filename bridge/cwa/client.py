@@ -1,25 +1,16 @@
 """The CWA client: the I/O around `CwaSession` (README: "How it behaves toward CWA").
 
-Threads. `start()` signs in and starts the session on the caller's thread; then two daemon threads
-run. The poll thread (``cwa-poll``) owns the data channel, sign-in and session start, every
-recovery, and hands out presence notices in eid order. The command worker (``cwa-command``, see
-`commanding`) owns every other request on the command channel: subscriptions, refreshes, own-state
-publishes, the periodic resync. The poll thread never waits for the command channel (it only
-wakes the worker), and the public methods never block on it either, except `publish_self`, which
-waits for its own result up to the command deadline. State shared between the threads is small
-and guarded by one lock; the session machine's ``epoch`` tells a result that belongs to an older
-step apart, so a command that finds the ticket expired can move the machine while the poll thread
-is blocked in a long poll, and the poll's late answer is then dropped.
+Threads. `start()` signs in and starts the session on the caller's thread; then the poll thread
+(``cwa-poll``: data channel, sign-in, session start, recovery, presence notices in eid order) and
+the command worker (``cwa-command``, `commanding`: every other command-channel request) run. The
+poll thread never waits for the command channel, it only wakes the worker; of the public methods
+only `publish_self` waits, bounded, for its own result. Shared state is small and guarded by one
+lock; the session machine's ``epoch`` tells a result of an older step apart (a command that finds
+the ticket expired moves the machine while a long poll is held; that poll's answer is dropped).
+Both loops report to an optional `Liveness` registry how long their next step may take.
 
-Both loops report progress to an optional `Liveness` registry (``cwa-poll``, ``cwa-command``),
-announcing before each exchange or wait how long it may take, so a loop blocked past its deadline
-shows up as stuck.
-
-This module drives the session machine; the other jobs live next to it: `transport` (the HTTP
-exchanges, and the one place httpx and codec failures become `bridge.errors`), `commanding` (the
-command worker), `watching` (watch set, subscriptions, users CWA cannot watch), `ownstate`
-(commanded own presence, pending publishes), `resync` (when to re-query everyone), `reporting`
-(notices, error counts, metrics).
+Next to it: `transport` (HTTP; the one place foreign errors are translated), `watching`,
+`ownstate`, `publishing`, `resync`, `dispatch` (what an answer's events mean), `reporting`.
 """
 
 from __future__ import annotations
@@ -202,25 +193,18 @@ class CwaClient:
             self._worker.wake()
 
     def refresh(self, uri: str | None = None, *, on_done: RefreshDone | None = None) -> None:
-        """queryPresence for one user or every watched user, on the worker; returns at once.
+        """queryPresence for one user or everyone, on the worker; answers come as `UserNotice`s.
 
-        The answers arrive as `UserNotice`s. ``on_done`` is called once, on the worker, with
-        ``None`` when CWA accepted every query or the `CwaError` (`CommandFailed` for a refusal);
-        a refresh for a target that already has one waiting shares it. Raises `CwaUnavailable` at
-        once when the session is down or the worker's queue is full.
-        """
+        ``on_done`` gets ``None`` or the `CwaError` once, on the worker; a refresh for a target that
+        already has one waiting shares it. Raises `CwaUnavailable` at once when the session is down
+        or the queue is full."""
         self._worker.refresh(uri, on_done)
 
     def publish_self(self, status: Status | None = None, note: str | None = None) -> CommandOutcome:
-        """Publish own state and/or note; see `CommandOutcome`. Runs on the command worker.
+        """Publish own state and/or note on the worker; see `CommandOutcome` and `publishing`.
 
-        Blocks the caller at most ``timeout_s`` (waiting for its turn and the exchange) plus
-        ``command_timeout_s`` (waiting for CWA's result); when the worker could not send it in time
-        the command is queued and its result comes later as a `CommandNotice`. Raises
-        `CommandFailed` (with `ErrorInfo.describe()` text) when CWA refuses it, `CwaUnavailable`
-        when too many commands wait, and `ValueError` for a status that cannot be set or when
-        neither argument is given.
-        """
+        Raises `CommandFailed` when CWA refuses it, `CwaUnavailable` when too many commands wait,
+        `ValueError` for a status that cannot be set or when neither argument is given."""
         if status is None and note is None:
             raise ValueError("publish_self needs a status, a note or both")
         if status is not None and status not in REPRESENTATIVE_AVAILABILITY:
