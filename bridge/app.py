@@ -60,6 +60,7 @@ class Bridge:
         self.light_sender = parts.light_sender
         self._watchdog_every = (self.notifier.watchdog_interval() or 0.0) / 2
         self._last_watchdog = 0.0
+        self._stuck: list[str] = []
         self._backoff_scale = backoff_scale
         self._stopping = threading.Event()
         self._starter: threading.Thread | None = None
@@ -69,8 +70,20 @@ class Bridge:
         self.service.set_heartbeat(self._heartbeat)
 
     def _heartbeat(self) -> None:
+        """Called by the service loop after every pass: systemd's WATCHDOG=1 goes out only while
+        every registered loop (CWA poll and commands, service, MQTT, lights) makes progress, so
+        any of them hanging gets the service restarted."""
         now = time.monotonic()
-        if self._watchdog_every and now - self._last_watchdog >= self._watchdog_every:
+        if not self._watchdog_every or now - self._last_watchdog < self._watchdog_every:
+            return
+        stuck = self.parts.liveness.stuck()
+        if stuck != self._stuck:
+            if stuck:
+                log.error("bridge.loop_stuck loops=%s watchdog=withheld", ",".join(stuck))
+            else:
+                log.info("bridge.loops_live watchdog=resumed")
+            self._stuck = stuck
+        if not stuck:
             self._last_watchdog = now
             self.notifier.watchdog()
 

@@ -25,6 +25,7 @@ from bridge.http import HttpServer
 from bridge.lights.controller import LightController
 from bridge.lights.http_sender import HttpLightSender
 from bridge.lights.spec import LightSpec
+from bridge.liveness import Liveness
 from bridge.metrics import Metrics
 from bridge.mqtt.publisher import MqttPublisher
 from bridge.mqtt.settings import MqttSettings
@@ -59,6 +60,7 @@ class Parts:
     http: HttpServer | None
     light_sender: HttpLightSender | None
     topics: Topics
+    liveness: Liveness
 
 
 def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
@@ -67,6 +69,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         raise ConfigError([IWA_MISSING])
     metrics = Metrics()
     inputs = Inputs()
+    liveness = Liveness()  # every long-lived loop reports here: WATCHDOG and /healthz read it
     options = ServiceOptions(
         base_topic=mqtt.base_topic,
         self_uri=cwa.uri,
@@ -96,6 +99,8 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
             data_path=cwa.data_path,
             timeout_s=cwa.timeout_s,
             poll_timeout_s=cwa.poll_timeout_s,
+            resync_s=cwa.resync_s,
+            command_ttl_s=cwa.command_ttl_s,
             republish_s=cwa.republish_s,
             initial_availability=cwa.initial_availability,
             watch_contacts=settings.watch_contacts,
@@ -109,6 +114,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         http_client,
         inputs.on_notice,
         on_metric=_cwa_metrics(metrics),
+        liveness=liveness,
     )
     publisher = MqttPublisher(
         MqttSettings.from_url(
@@ -125,6 +131,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         on_message=inputs.on_mqtt_message,
         on_connect=_counting_reconnects(metrics, inputs.on_mqtt_connect),
         on_disconnect=inputs.on_mqtt_disconnect,
+        progress=liveness.register("mqtt", 60.0).progress,
     )
     lights, light_sender = None, None
     if settings.lights:
@@ -135,6 +142,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
                 specs,
                 inputs.on_light_result,
                 on_failure=metrics.light_failure,
+                progress=liveness.register("lights", 60.0).progress,
                 backoff_initial_s=0.5 * knobs.backoff_scale,
                 backoff_max_s=30.0 * knobs.backoff_scale,
             )
@@ -149,6 +157,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         clock=knobs.clock if knobs.clock is not None else _utc_now,
         inputs=inputs,
         poll_age=lambda: time.monotonic() - client.last_poll_completed,
+        liveness=liveness,
     )
     metrics.gauges_from(
         lambda: (service.snapshot.watched, service.snapshot.session == "online", publisher.connected)
@@ -164,8 +173,19 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
             token=settings.http.token.get_secret_value() if settings.http.token else None,
             allowed_hosts=settings.http.allowed_hosts,
         )
+    notifier = Notifier()
     return Parts(
-        metrics, Notifier(), inputs, http_client, client, publisher, service, http, light_sender, topics
+        metrics,
+        notifier,
+        inputs,
+        http_client,
+        client,
+        publisher,
+        service,
+        http,
+        light_sender,
+        topics,
+        liveness,
     )
 
 

@@ -407,6 +407,7 @@ def test_newest_ticket_of_any_response_is_used(make: Callable[..., Harness]) -> 
     wait_for(lambda: any(p.ticket == "T-rotated" for p in h.polls()))
     h.fake.valid = {"T-rotated"}  # the old ticket stops working: the client must not notice
     h.client.set_watched(["sip:bob@x"])
+    wait_for(lambda: len(h.fake.methods(SubscribePresence)) == 1)
     assert h.fake.requests("command")[-1].ticket == "T-rotated"
     assert len(h.fake.requests("logon")) == 1
 
@@ -581,8 +582,10 @@ def test_lost_session_gets_a_new_session_with_the_same_ticket(make: Callable[...
     if how == "http-404":
         h.fake.data_script.append(lambda r: httpx.Response(404))
     if how == "command":
-        with pytest.raises(CwaError):
-            h.client.refresh()  # the command channel sees 18100 first
+        answers: list[CwaError | None] = []
+        h.client.refresh(on_done=answers.append)  # the command channel sees 18100 first
+        wait_for(lambda: len(answers) == 1)
+        assert isinstance(answers[0], CwaError)
     wait_for(lambda: len(h.fake.methods(InitiateSession)) == 2)
     wait_for(lambda: len(h.of(UserNotice)) == 2)
     assert len(h.fake.requests("logon")) == 1  # the ticket was still good
@@ -640,15 +643,20 @@ def test_rejected_credentials_after_start_give_auth_failed_and_long_retries(
 def test_subscriptions_are_batched_by_one_hundred(make: Callable[..., Harness]) -> None:
     h = make()
     uris = [f"sip:user{i}@x" for i in range(250)]
-    h.client.set_watched(uris)
+    h.client.set_watched(uris)  # returns at once: the command worker subscribes
+    wait_for(lambda: len(h.fake.methods(SubscribePresence)) == 3)
     batches = h.fake.methods(SubscribePresence)
     assert [len(b.uris) for b in batches] == [100, 100, 50]
     assert [u for b in batches for u in b.uris] == uris
     h.client.set_watched([*uris, "sip:late@x"])  # only the new one is subscribed
+    wait_for(lambda: len(h.fake.methods(SubscribePresence)) == 4)
     assert h.fake.methods(SubscribePresence)[-1].uris == ("sip:late@x",)
-    h.client.refresh()
+    answers: list[CwaError | None] = []
+    h.client.refresh(on_done=answers.append)
+    wait_for(lambda: answers == [None])
     assert [len(q.uris) for q in h.fake.methods(QueryPresence)] == [100, 100, 51]
-    h.client.refresh("sip:user7@x")
+    h.client.refresh("sip:user7@x", on_done=answers.append)
+    wait_for(lambda: answers == [None, None])
     assert h.fake.methods(QueryPresence)[-1].uris == ("sip:user7@x",)
 
 
@@ -657,6 +665,7 @@ def test_watch_set_before_start_is_subscribed_when_the_session_starts(make: Call
     h.client.set_watched(["sip:bob@x"])
     assert not h.fake.methods(SubscribePresence)
     h.client.start()
+    wait_for(lambda: len(h.fake.methods(SubscribePresence)) == 1)
     assert h.fake.methods(SubscribePresence)[0].uris == ("sip:bob@x",)
 
 
@@ -671,11 +680,12 @@ def test_unknown_user_does_not_affect_the_others(make: Callable[..., Harness]) -
     h.fake.command_hook = hook
     h.client.set_watched(["sip:bob@x", "sip:ghost@x", "sip:carol@x"])
     wait_for(lambda: {n.uri for n in h.of(UserNotice)} == {"sip:bob@x", "sip:carol@x"})
-    assert WatchabilityNotice("sip:ghost@x", False, "unknown user") in h.notices
+    wait_for(lambda: WatchabilityNotice("sip:ghost@x", False, "unknown user") in h.notices)
     attempts = len(h.fake.methods(SubscribePresence))
     wait_for(lambda: len(h.fake.methods(SubscribePresence)) >= attempts + 2)  # re-tried with back-off
     h.fake.command_hook = None
-    wait_for(lambda: WatchabilityNotice("sip:ghost@x", True, "presence") in h.notices)
+    wait_for(lambda: WatchabilityNotice("sip:ghost@x", True, None) in h.notices)
+    assert len(h.of(WatchabilityNotice)) == 2  # transitions only, not one per retry
 
 
 def test_terminated_subscription_is_unwatchable_then_resubscribed(make: Callable[..., Harness]) -> None:
@@ -693,11 +703,11 @@ def test_terminated_subscription_is_unwatchable_then_resubscribed(make: Callable
             ),
         )
     )
-    wait_for(lambda: WatchabilityNotice("sip:bob@x", True, "presence") in h.notices)
+    wait_for(lambda: WatchabilityNotice("sip:bob@x", True, None) in h.notices)
     watch = h.of(WatchabilityNotice)
     assert watch == [
-        WatchabilityNotice("sip:bob@x", False, "terminated"),
-        WatchabilityNotice("sip:bob@x", True, "presence"),
+        WatchabilityNotice("sip:bob@x", False, "subscription terminated"),
+        WatchabilityNotice("sip:bob@x", True, None),
     ]
     assert len(h.fake.methods(SubscribePresence)) == 2
     assert h.of(UserNotice)[-1].summary.availability == 12500

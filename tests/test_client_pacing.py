@@ -66,7 +66,8 @@ def test_small_watch_lists_are_subscribed_at_once(make: Callable[..., Harness]) 
     uris = [f"sip:user{i}@x" for i in range(250)]
     h.client.set_watched(uris)
     h.client.start()
-    # The default slice (1,000) holds them all: subscribed before the first data-channel request.
+    # The default slice (1,000) holds them all: subscribed at once, without waiting for an answer.
+    assert wait_until(lambda: len(h.fake.methods(SubscribePresence)) == 3)
     assert [len(m.uris) for m in h.fake.methods(SubscribePresence)] == [100, 100, 50]
     assert wait_until(lambda: presence_seen(h) >= set(uris))
 
@@ -85,6 +86,7 @@ def test_a_user_dropped_from_the_watch_list_before_its_slice_is_never_subscribed
     uris = [f"sip:user{i}@x" for i in range(250)]
     h.client.set_watched(uris)
     h.client.start()  # subscribes the first slice; the rest waits for the first answer
+    assert wait_until(lambda: len(h.fake.methods(SubscribePresence)) == 1)
     assert [len(m.uris) for m in h.fake.methods(SubscribePresence)] == [PER_POLL]
     kept = uris[:150]
     h.client.set_watched(kept)

@@ -15,6 +15,8 @@ PURE = [
     "bridge.cwa.messages",
     "bridge.cwa.xmlsafe",
     "bridge.cwa.session",
+    "bridge.cwa.watching",
+    "bridge.cwa.resync",
     "bridge.mqtt.topics",
     "bridge.mqtt.discovery",
     "bridge.mqtt.settings",

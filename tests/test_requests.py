@@ -1,4 +1,4 @@
-"""Commands under load: coalescing, expiry, the bound, refresh coalescing, one response each."""
+"""Own-state commands under load: coalescing, expiry, the bound, one response each."""
 
 from __future__ import annotations
 
@@ -36,9 +36,6 @@ class GatedCwa:
         self.calls.append(call)
         if self.fail is not None:
             raise self.fail
-
-    def refresh(self, uri: str | None = None) -> None:
-        self._call("refresh", uri)
 
     def publish_self(self, status: Status | None = None, note: str | None = None) -> Any:
         self._call("publish", status, note)
@@ -111,25 +108,17 @@ def test_an_older_command_keeps_the_field_nobody_replaced(rig: Any) -> None:
 
 def test_commands_beyond_the_bound_are_refused_busy_at_once(rig: Any) -> None:
     cwa, answers, worker, _ = rig
-    worker.submit_refresh(None, None, {}, "stuck")
+    worker.submit_self_set(SelfSet(note="stuck", transaction="stuck"))
     assert cwa.entered.wait(5)
-    for n in range(5):
-        worker.submit_refresh(f"id{n}", f"sip:id{n}@x", {}, f"r{n}")
-    worker.submit_refresh("one-too-many", "sip:x@x", {}, "over")
+    for n in range(5):  # each sets both fields, but a superseded one is answered, not kept
+        worker.submit_self_set(SelfSet(status=Status.BUSY, transaction=f"s{n}"))
+        worker.submit_self_set(SelfSet(note=f"n{n}", transaction=f"n{n}"))
+    assert worker.waiting() == 2
+    small = CommandWorker(cwa, answers, max_waiting=1)  # not started: nothing is taken off
+    small.submit_self_set(SelfSet(status=Status.BUSY, transaction="first"))
+    small.submit_self_set(SelfSet(note="x", transaction="over"))
     assert answers.by_txn()["over"]["error"].startswith("busy:")
-    assert worker.waiting() == 5
-
-
-def test_waiting_refreshes_for_one_target_share_one_query(rig: Any) -> None:
-    cwa, answers, worker, _ = rig
-    worker.submit_refresh("bob", "sip:bob@x", {"id": "bob"}, "stuck")
-    assert cwa.entered.wait(5)
-    for n in range(3):
-        worker.submit_refresh(None, None, {"ids": ["bob"]}, f"all{n}")
-    cwa.gate.set()
-    wait_until(lambda: len(answers.seen) == 4, 5, "four answers")
-    assert cwa.calls == [("refresh", "sip:bob@x"), ("refresh", None)]
-    assert {a["txn"] for a in answers.seen if a["status"] == "ok"} == {"stuck", "all0", "all1", "all2"}
+    assert small.waiting() == 1
 
 
 def test_a_command_cwa_never_took_expires(rig: Any) -> None:
@@ -152,13 +141,11 @@ def test_a_command_cwa_never_took_expires(rig: Any) -> None:
         RuntimeError("bug"),
     ],
 )
-def test_every_refresh_gets_exactly_one_answer_whatever_cwa_does(rig: Any, failure: Exception) -> None:
+def test_every_command_gets_exactly_one_answer_whatever_cwa_does(rig: Any, failure: Exception) -> None:
     cwa, answers, worker, _ = rig
     cwa.fail = failure
     cwa.gate.set()
-    worker.submit_refresh(None, None, {}, "r")
-    wait_until(lambda: len(answers.seen) == 1, 5, "one answer")
     worker.submit_self_set(SelfSet(status=Status.BUSY, transaction="s"))
-    wait_until(lambda: len(answers.seen) == 2, 5, "two answers")
-    assert [a["status"] for a in answers.seen] == ["error", "error"]
-    assert all(a["error"] for a in answers.seen)
+    wait_until(lambda: len(answers.seen) == 1, 5, "one answer")
+    assert answers.seen[0]["status"] == "error"
+    assert answers.seen[0]["error"]

@@ -32,8 +32,14 @@ class FakeCwa:
     def set_watched(self, uris: Sequence[str]) -> None:
         self.watched = list(uris)
 
-    def refresh(self, uri: str | None = None) -> None:
+    def refresh(self, uri: str | None = None, *, on_done: Any = None) -> None:
+        if self.fail_with is not None:
+            if on_done is not None:
+                on_done(self.fail_with)
+            return
         self.refreshed.append(uri)
+        if on_done is not None:
+            on_done(None)
 
     def publish_self(self, status: Status | None = None, note: str | None = None) -> CommandOutcome:
         if self.fail_with is not None:

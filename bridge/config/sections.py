@@ -55,6 +55,15 @@ class CwaConfig(SectionModel):
     poll_timeout_s: float = Field(
         95, gt=0, description="Overall deadline of one data-channel poll, a held poll included, seconds."
     )
+    resync_s: float = Field(
+        1800,
+        ge=0,
+        description="Re-query every watched user this often, seconds (batched, spread over a minute); "
+        "heals subscriptions a server dropped without telling. 0: never.",
+    )
+    command_ttl_s: float = Field(
+        120, gt=0, description="A command not yet sent to CWA after this long is answered expired, seconds."
+    )
     republish_s: float = Field(300, gt=0, description="Re-publish a commanded own state this often, seconds.")
     note_max_length: int = Field(
         255,

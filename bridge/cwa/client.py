@@ -1,18 +1,16 @@
-"""The CWA client: the I/O around `CwaSession` (cwa-protocol.md §2 to §4, §7; interface.md §7).
+"""The CWA client: the I/O around `CwaSession` (README: "How it behaves toward CWA").
 
-Threads. `start()` signs in and starts the session on the caller's thread; then one daemon poll
-thread owns the data channel, every recovery and every call to ``on_notice`` (so notices arrive in
-eid order, from one thread). Commands (`set_watched`, `refresh`, `publish_self`) run on the
-caller's thread over the command channel. State shared between the two is small and guarded by one
-lock; the session machine's ``epoch`` tells a result that belongs to an older step apart, so a
-command that finds the ticket expired can move the machine while the poll thread is blocked in a
-long poll, and the poll's late answer is then dropped.
+Threads. `start()` signs in and starts the session on the caller's thread; then the poll thread
+(``cwa-poll``: data channel, sign-in, session start, recovery, presence notices in eid order) and
+the command worker (``cwa-command``, `commanding`: every other command-channel request) run. The
+poll thread never waits for the command channel, it only wakes the worker; of the public methods
+only `publish_self` waits, bounded, for its own result. Shared state is small and guarded by one
+lock; the session machine's ``epoch`` tells a result of an older step apart (a command that finds
+the ticket expired moves the machine while a long poll is held; that poll's answer is dropped).
+Both loops report to an optional `Liveness` registry how long their next step may take.
 
-This module drives the session machine; the other jobs live next to it: `transport` (the HTTP
-exchanges, and the one place httpx and codec failures become `bridge.errors`), `commanding` (the
-requests on the command channel), `watching` (watch set, subscriptions, contacts), `ownstate`
-(commanded own presence, pending publishes), `reporting` (notices, error counts, metrics). All of
-them share the client's lock and session machine; notices go out from `reporting` outside it.
+Next to it: `transport` (HTTP; the one place foreign errors are translated), `watching`,
+`ownstate`, `publishing`, `resync`, `dispatch` (what an answer's events mean), `reporting`.
 """
 
 from __future__ import annotations
@@ -26,26 +24,20 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from bridge.backoff import BackoffPolicy, Sleeper, event_sleeper
-from bridge.cwa.commanding import SUBSCRIBE_BATCH, CommandChannel
-from bridge.cwa.messages import (
-    ContactGroupEvent,
-    Event,
-    InitiateSession,
-    RequestFailedEvent,
-    RequestSucceededEvent,
-    SelfPresenceEvent,
-    SubscriptionStateEvent,
-    UserPresenceEvent,
-)
-from bridge.cwa.notices import CommandOutcome, Notice, SelfNotice, UserNotice
+from bridge.cwa.commanding import STALL_MARGIN_S, SUBSCRIBE_BATCH, CommandWorker, RefreshDone
+from bridge.cwa.dispatch import apply_events
+from bridge.cwa.messages import Event, InitiateSession
+from bridge.cwa.notices import CommandOutcome, Notice
 from bridge.cwa.ownstate import OwnState
 from bridge.cwa.reporting import Reporter
+from bridge.cwa.resync import ResyncPlan
 from bridge.cwa.session import Backoff, CwaSession, Poll, SessionState, SignIn, StartSession, Stopped
 from bridge.cwa.settings import SUBSCRIBE_PER_POLL, CwaClientSettings
 from bridge.cwa.transport import REQUEST_THROTTLED, CwaTransport, describe, error_kind
 from bridge.cwa.watching import WatchState
 from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable, Throttled
-from bridge.presence import Status
+from bridge.liveness import Beat, Liveness
+from bridge.presence import REPRESENTATIVE_AVAILABILITY, Status
 
 __all__ = [
     "SUBSCRIBE_BATCH",
@@ -57,10 +49,12 @@ __all__ = [
 log = logging.getLogger("bridge.cwa.client")
 
 PROTOCOL_ERRORS_BEFORE_NEW_SESSION = 3  # a poisoned batch re-delivered at the same AckId forever
+POLL_LOOP = "cwa-poll"
+COMMAND_LOOP = "cwa-command"
 
 
 class CwaClient:
-    """See the module docstring. Public state names: interface.md §4 ``bridge/info.session``."""
+    """See the module docstring. Public state names: those of ``bridge/info.session``."""
 
     def __init__(
         self,
@@ -72,6 +66,7 @@ class CwaClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_metric: Callable[[str, float | str], None] | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self._s = settings
         self._sleep: Sleeper = sleep or event_sleeper
@@ -92,24 +87,30 @@ class CwaClient:
             emit=self._report.emit,
         )
         self._own = OwnState(self._report.emit)
-        self._commands = CommandChannel(
+        self._resync = ResyncPlan(settings.resync_s)
+        self._liveness = liveness
+        self._beat: Beat | None = None
+        self._worker = CommandWorker(
             settings,
             self._lock,
             self._session,
             self._transport,
             watch=self._watch,
             own=self._own,
+            resync=self._resync,
             report=self._report,
             stop=self._stop,
             clock=clock,
             retry_at=self._retry_at,
             failure=self._failure,
+            beat=liveness.register(COMMAND_LOOP, 1.0 + STALL_MARGIN_S) if liveness else None,
         )
         self._last_poll_end: float | None = None  # the data channel
         # Monotonic time of the last poll answer applied (construction until the first one): the
         # data channel is stalled when this is older than poll_timeout_s plus a grace period.
         self.last_poll_completed: float = clock()
         self._protocol_errors = 0
+        self._was_online = False
 
     # ================================================================== public API
 
@@ -120,12 +121,13 @@ class CwaClient:
             return self._session.public_state
 
     @property
-    def contacts(self) -> tuple[tuple[str, str | None], ...]:
+    def unwatchable(self) -> dict[str, str]:
+        """URI -> reason for every watched user CWA refuses to watch right now."""
         with self._lock:
-            return self._watch.contacts
+            return self._watch.unwatchable
 
     def start(self) -> None:
-        """Sign in and start the session on this thread, then start the poll thread.
+        """Sign in and start the session on this thread, then start the poll thread and the worker.
 
         Raises `AuthRejected` when the credentials are refused, another `CwaError` or
         `CwaProtocolError` for other failures; `start` may then be called again.
@@ -147,13 +149,17 @@ class CwaClient:
             except (CwaError, CwaProtocolError) as exc:
                 self._failure(exc, epoch, "start")
                 raise
-        self._thread = threading.Thread(target=self._run, name="cwa-poll", daemon=True)
+        if self._liveness is not None:
+            self._beat = self._liveness.register(POLL_LOOP, self._poll_budget_s())
+        self._worker.start()
+        self._thread = threading.Thread(target=self._run, name=POLL_LOOP, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 1.0) -> None:
-        """terminateSession (best effort, short timeout), stop the poll thread; within ``timeout``."""
+        """terminateSession (best effort, short timeout), stop both threads; within ``timeout``."""
         deadline = time.monotonic() + timeout
         self._stop.set()
+        self._worker.wake()
         with self._lock:
             sid = self._session.sid
             rid = self._session.next_rid()
@@ -166,43 +172,52 @@ class CwaClient:
         with self._lock:
             self._session.stop()
             self._own.release_waiters()
+        if not self._worker.join(deadline - time.monotonic()):
+            log.warning("cwa.client.stop_timeout thread=%s still in a request", COMMAND_LOOP)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                log.warning("cwa.client.stop_timeout the poll thread is still in a request")
+                log.warning("cwa.client.stop_timeout thread=%s still in a request", POLL_LOOP)
                 return
         self._report.emit_state(self._session)
         self._report.flush()
 
     def set_watched(self, uris: Sequence[str]) -> None:
-        """Replace the watch set; subscribes the URIs this session has not subscribed yet."""
+        """Replace the watch set; the worker subscribes what this session lacks. Never blocks."""
         with self._lock:
-            self._watch.set_watched(uris)
+            new = self._watch.set_watched(uris)
             if self._session.sid is None:
                 return  # subscribed when the session starts
-            new = self._watch.unsubscribed_watched()
-        self._commands.subscribe(new)
+            queued = self._watch.enqueue(new)
+        if queued:
+            self._worker.wake()
 
-    def refresh(self, uri: str | None = None) -> None:
-        """queryPresence for one user or every watched user; the answers arrive as `UserNotice`s."""
-        self._commands.refresh(uri)
+    def refresh(self, uri: str | None = None, *, on_done: RefreshDone | None = None) -> None:
+        """queryPresence for one user or everyone, on the worker; answers come as `UserNotice`s.
+
+        ``on_done`` gets ``None`` or the `CwaError` once, on the worker; a refresh for a target that
+        already has one waiting shares it. Raises `CwaUnavailable` at once when the session is down
+        or the queue is full."""
+        self._worker.refresh(uri, on_done)
 
     def publish_self(self, status: Status | None = None, note: str | None = None) -> CommandOutcome:
-        """Publish own state and/or note (interface.md §7.6); see `CommandOutcome`.
+        """Publish own state and/or note on the worker; see `CommandOutcome` and `publishing`.
 
-        Raises `CommandFailed` (with `ErrorInfo.describe()` text) when CWA refuses it, and
-        `ValueError` for a status that cannot be set or when neither argument is given.
-        """
-        return self._commands.publish_self(status, note)
+        Raises `CommandFailed` when CWA refuses it, `CwaUnavailable` when too many commands wait,
+        `ValueError` for a status that cannot be set or when neither argument is given."""
+        if status is None and note is None:
+            raise ValueError("publish_self needs a status, a note or both")
+        if status is not None and status not in REPRESENTATIVE_AVAILABILITY:
+            raise ValueError(f"status {status.value!r} cannot be set")
+        return self._worker.publish_self(status, note)
 
     # ================================================================== the poll thread
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._report.emit_state(self._session)
-                self._report.flush()
+                self._state_changed()
                 with self._lock:
                     action = self._session.next_action()
                     epoch = self._session.epoch
@@ -213,6 +228,7 @@ class CwaClient:
                     log.debug(
                         "cwa.backoff attempt=%d reason=%s delay_s=%.3f", action.attempt, action.reason, delay
                     )
+                    self._progress(delay)
                     if self._sleep(delay, self._stop):
                         break
                     continue
@@ -220,7 +236,7 @@ class CwaClient:
                     self._perform(action, epoch)
                 except (CwaError, CwaProtocolError) as exc:
                     self._failure(exc, epoch, _channel(action))
-                except Exception:  # the client never dies from bad input (interface.md §7.7)
+                except Exception:  # the client never dies from bad input
                     log.exception("cwa.client.unexpected_error")
                     self._failure(CwaUnavailable("unexpected error"), epoch, _channel(action))
         finally:
@@ -229,11 +245,35 @@ class CwaClient:
                 self._own.release_waiters()
             self._report.emit_state(self._session)
             self._report.flush()
+            if self._beat is not None:
+                self._beat.retire()
+
+    def _state_changed(self) -> None:
+        """Notices out; a session back online sends a queued own state at once."""
+        self._report.emit_state(self._session)
+        self._report.flush()
+        with self._lock:
+            online = self._session.state is SessionState.ONLINE
+            back = online and not self._was_online
+            self._was_online = online
+            due = back and self._own.session_back(self._clock())
+        if due:
+            self._worker.wake()
+
+    def _progress(self, within_s: float) -> None:
+        if self._beat is not None:
+            self._beat.progress(within_s + STALL_MARGIN_S)
+
+    def _poll_budget_s(self) -> float:
+        """The longest a data-channel exchange may take: its overall deadline."""
+        return self._s.poll_timeout_s
 
     def _perform(self, action: SignIn | StartSession | Poll, epoch: int) -> None:
         if isinstance(action, SignIn):
+            self._progress(self._s.timeout_s * 2)  # NTLM: up to two round trips
             self._sign_in(epoch)
         elif isinstance(action, StartSession):
+            self._progress(self._s.timeout_s)
             self._start_session(action, epoch)
         else:
             self._poll(action, epoch)
@@ -246,7 +286,8 @@ class CwaClient:
         log.info("cwa.sign_in.ok user=%s auth=%s", self._s.username, self._s.auth)
 
     def _start_session(self, action: StartSession, epoch: int) -> None:
-        """initiateSession as a quiet observer (interface.md §7.1)."""
+        """initiateSession as a quiet observer. It is the session step itself, so it runs here:
+        there is nothing to poll before it, and no command can go out without it."""
         method = InitiateSession(
             rid=action.rid,
             availability=self._s.initial_availability,
@@ -260,26 +301,27 @@ class CwaClient:
                 return
             self._session.session_started(sid, reply.poll_wait_time)
             self._new_session_reset()
-            targets = list(self._watch.targets())
-        log.info("cwa.session.started sid=%s poll_wait_ms=%s", sid, reply.poll_wait_time)
-        with self._lock:
+            self._watch.enqueue(self._watch.targets())
             restarted = self._session.sessions > 1
+        log.info("cwa.session.started sid=%s poll_wait_ms=%s", sid, reply.poll_wait_time)
         if restarted:
             self._report.metric("session_restart", 1.0)
-        self._commands.subscribe(targets)
+        self._worker.wake()
 
     def _poll(self, action: Poll, epoch: int) -> None:
-        """One data-channel GET, paced by pollWaitTime after the previous response (§4.4)."""
+        """One data-channel GET, paced by pollWaitTime after the previous response."""
         if self._last_poll_end is not None:
             remaining = self._last_poll_end + action.wait_ms / 1000 - self._clock()
-            if remaining > 0 and self._sleep(remaining, self._stop):
-                return
-        self._commands.maintain()
+            if remaining > 0:
+                self._progress(remaining)
+                if self._sleep(remaining, self._stop):
+                    return
         with self._lock:
             if self._session.epoch != epoch:
                 return  # a command found the session gone while we waited
             settled = self._watch.settled()
         started = self._clock()
+        self._progress(self._poll_budget_s())
         try:
             answer = self._transport.fetch_events(action.sid, action.ack_id)
         finally:
@@ -292,44 +334,34 @@ class CwaClient:
             fresh = self._session.events_received(batch)
             self.last_poll_completed = self._clock()
             self._protocol_errors = 0
-            self._watch.answered(settled)
+            more = self._watch.answered(settled) or self._worker.is_due(self._clock())
             if self._session.epoch != epoch:
                 log.warning("cwa.session.lost reason=server_restart ack_id_went_back=%s", batch.ack_id)
                 self._report.count("server_restart")
                 return
         self._report.metric("events", float(len(fresh)))
-        self._dispatch(fresh)
+        if self._dispatch(fresh) or more:
+            self._worker.wake()
         if channel_error is not None and channel_error.code == REQUEST_THROTTLED:
             raise Throttled("data channel: request throttled (18101)")
         if channel_error is not None:
             raise CwaUnavailable(f"data channel: {channel_error.describe()}")
 
-    def _dispatch(self, events: Sequence[Event]) -> None:
-        """Events → notices and bookkeeping; subscriptions they call for go out afterwards."""
-        singles: list[str] = []  # URIs of refused batches, retried one per request
-        resubscribe: list[str] = []
+    def _dispatch(self, events: Sequence[Event]) -> bool:
+        """Events -> notices and bookkeeping; returns whether the worker has new subscriptions."""
         with self._lock:
             online = self._session.sid is not None
-            for event in events:
-                if isinstance(event, RequestSucceededEvent | RequestFailedEvent):
-                    error = event.error if isinstance(event, RequestFailedEvent) else None
-                    self._own.resolve(event.rid or "", error is None, error)
-                    singles += self._watch.resolve(event.rid or "", error)
-                elif isinstance(event, UserPresenceEvent):
-                    for user in event.users:
-                        self._report.emit(UserNotice(user.uri, user.summary()))
-                        self._watch.set_watchable(user.uri, True, "presence")
-                elif isinstance(event, SelfPresenceEvent):
-                    self._report.emit(SelfNotice(event.summary()))
-                elif isinstance(event, SubscriptionStateEvent):
-                    for sub in event.users:
-                        self._watch.set_watchable(sub.uri, sub.state == "subscribed", sub.state)
-                elif isinstance(event, ContactGroupEvent):
-                    resubscribe += self._watch.apply_contacts(event, online=online)
-                # IM invitations and every other event are ignored without error (§7.1).
+            wake = apply_events(
+                events,
+                now=self._clock(),
+                online=online,
+                own=self._own,
+                watch=self._watch,
+                resync=self._resync,
+                emit=self._report.emit,
+            )
         self._report.flush()
-        self._commands.subscribe(resubscribe)  # also the next slice of the backlog
-        self._commands.subscribe(singles, batch=1, paced=False)  # counted with their batch already
+        return wake
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -357,9 +389,10 @@ class CwaClient:
                 self._session.failed("unavailable")
 
     def _new_session_reset(self) -> None:
-        """Per-session bookkeeping starts afresh; commanded state is re-published (§7.2.1)."""
+        """Per-session bookkeeping starts afresh; commanded state is re-published."""
         self._watch.new_session()
         self._own.new_session(self._clock())
+        self._resync.session_started(self._clock())
         self._last_poll_end = None
         self._protocol_errors = 0
 
@@ -368,7 +401,7 @@ class CwaClient:
             return self._session.ticket
 
     def _adopt_ticket(self, ticket: str | None) -> None:
-        with self._lock:  # the newest ticket of ANY response wins (§2.4, interface.md §7.4)
+        with self._lock:  # the newest ticket of ANY response wins
             self._session.adopt_ticket(ticket)
 
     def _retry_at(self, attempt: int) -> float:

@@ -1,46 +1,80 @@
-"""Everything the CWA client sends on the command channel of the current session (§3, §7).
+"""The command worker: every request on the command channel of the current session, on one thread.
 
-queryPresence (`refresh`), own-state publishes (`publish_self` on the caller's thread, periodic and
-queued re-publishes by `maintain` on the poll thread) and subscribePresence (`subscribe`, paced and
-in batches of at most 100, refused batches retried one URI each). The bookkeeping lives in
-`WatchState` and `OwnState`; this class does the requests around it. It shares the client's lock
-and session machine: a session-level failure of a command (ticket expired, session gone) is
-handed to the client's ``failure`` so it moves the machine (the epoch keeps that from racing).
+queryPresence (`refresh`, and the periodic resync), own-state publishes (`publish_self`, and the
+periodic and queued re-publishes) and subscribePresence (paced, in batches of at most 100; a refused
+batch re-tried one URI each; unwatchable users re-tried with back-off) all run on the thread
+``cwa-command``, in order. Nobody else waits on the command channel: `refresh` and the watch-set
+changes only enqueue or mark work and return at once, the poll thread only wakes the worker, and
+`publish_self` blocks its caller (never the poll thread) for at most the command deadline plus
+the wait for CWA's result. A slow or trickling command channel therefore never stops presence.
+
+Bounds. At most `QUEUE_MAX` refreshes and publishes wait; beyond that a request is refused at once
+with `CwaUnavailable` ("busy"). A refresh for a target that already has one waiting shares it.
+Subscriptions and re-publishes are not queued: they are state (`WatchState`, `OwnState`) that the
+worker brings up to date each time it wakes (at least once a second).
+
+Shares the client's lock and session machine: a session-level failure of a command (ticket
+expired, session gone) is handed to the client's ``failure`` so it moves the machine (the epoch
+keeps that from racing with the poll thread).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from bridge.cwa.messages import (
-    ErrorInfo,
     Method,
-    PublishSelfPresence,
     QueryPresence,
     Refused,
     ResponseBatch,
     SubscribePresence,
 )
 from bridge.cwa.notices import CommandOutcome
-from bridge.cwa.ownstate import OwnState, categories
+from bridge.cwa.ownstate import OwnState
+from bridge.cwa.publishing import OwnPublisher, PublishJob
 from bridge.cwa.reporting import Reporter
+from bridge.cwa.resync import ResyncPlan
 from bridge.cwa.session import CwaSession, SessionState
 from bridge.cwa.settings import CwaClientSettings
 from bridge.cwa.transport import CwaTransport, command_failed, error_kind
 from bridge.cwa.watching import WatchState
 from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable, SessionGone, TicketExpired
-from bridge.presence import REPRESENTATIVE_AVAILABILITY, Status
+from bridge.liveness import Beat
+from bridge.presence import Status
 
 log = logging.getLogger("bridge.cwa.client")  # the client's log name, whichever module logs
 
-SUBSCRIBE_BATCH = 100  # interface.md §7.2
-_WAIT_SLICE_S = 0.1
+SUBSCRIBE_BATCH = 100  # at most 100 URIs per subscribePresence/queryPresence
+QUEUE_MAX = 1000
+IDLE_WAKE_S = 1.0  # the worker looks at due work (retries, re-publishes, resync) at least this often
+STALL_MARGIN_S = 10.0
 
 
-class CommandChannel:
+RefreshDone = Callable[[CwaError | None], None]
+
+
+@dataclass(eq=False)
+class _Refresh:
+    uri: str | None  # None: every watched user
+    done: list[RefreshDone] = field(default_factory=list)  # refreshes answered together
+
+    def finish(self, error: CwaError | None) -> None:
+        for callback in self.done:
+            try:
+                callback(error)
+            except Exception:  # the owner's bug must not stop the worker
+                log.exception("cwa.refresh.callback_failed")
+
+
+_Job = _Refresh | PublishJob | None  # None: wake up and look at due work
+
+
+class CommandWorker:
     def __init__(
         self,
         settings: CwaClientSettings,
@@ -50,11 +84,13 @@ class CommandChannel:
         *,
         watch: WatchState,
         own: OwnState,
+        resync: ResyncPlan,
         report: Reporter,
         stop: threading.Event,
         clock: Callable[[], float],
         retry_at: Callable[[int], float],
         failure: Callable[[CwaError | CwaProtocolError, int, str], None],
+        beat: Beat | None = None,
     ) -> None:
         self._s = settings
         self._lock = lock
@@ -62,124 +98,198 @@ class CommandChannel:
         self._transport = transport
         self._watch = watch
         self._own = own
+        self._resync = resync
         self._report = report
         self._stop = stop
         self._clock = clock
         self._retry_at = retry_at
         self._failure = failure
+        self._beat = beat
+        self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=QUEUE_MAX + 1)  # +1: room for a wake-up
+        self._waiting_refresh: dict[str | None, _Refresh] = {}
+        self._wake_pending = False
+        self._publisher = OwnPublisher(
+            settings, lock, session, own, report, clock=clock, retry_at=retry_at, command=self._command
+        )
+        self._thread: threading.Thread | None = None
 
-    def refresh(self, uri: str | None = None) -> None:
-        """queryPresence for one user or every watched user; the answers arrive as `UserNotice`s."""
+    # ------------------------------------------------------------------ lifecycle (client)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="cwa-command", daemon=True)
+            self._thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the worker to end (after the stop event); returns whether it did."""
+        self.wake()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(max(0.0, timeout))
+        return not thread.is_alive()
+
+    def wake(self) -> None:
+        """Look at due work now (new subscriptions, a session back). Never blocks."""
         with self._lock:
-            targets = [uri] if uri else list(self._watch.targets())
+            if self._wake_pending:
+                return  # one wake-up in the queue is enough
+            self._wake_pending = True
+        with contextlib.suppress(queue.Full):  # a full queue: the worker is awake anyway
+            self._jobs.put_nowait(None)
+
+    def is_due(self, now: float) -> bool:
+        """Whether retries, a re-publish or a resync batch are due (the caller holds the lock)."""
+        dues = (self._watch.next_due(), self._resync.next_due())
+        return self._own.is_due(now) or any(d is not None and d <= now for d in dues)
+
+    # ------------------------------------------------------------------ requests (any thread)
+
+    def refresh(self, uri: str | None, on_done: RefreshDone | None) -> None:
+        """See `CwaClient.refresh`: enqueues, never waits for CWA."""
+        with self._lock:
             if self._session.sid is None:
                 raise CwaUnavailable("the CWA session is down; presence is re-read on recovery")
-        for chunk in _batches(targets):
-            with self._lock:
-                rid = self._session.next_rid()
-            batch = self._command([QueryPresence(rid=rid, uris=chunk)])
-            reply = batch.for_rid(rid)
-            if isinstance(reply, Refused):
-                raise command_failed(reply.error)
+            job = self._waiting_refresh.get(uri) or self._waiting_refresh.get(None)
+            if job is None:
+                job = _Refresh(uri)
+                self._put(job)
+                self._waiting_refresh[uri] = job
+            # else: answered together with the one already waiting (one queryPresence)
+            if on_done is not None:
+                job.done.append(on_done)
 
-    def publish_self(self, status: Status | None = None, note: str | None = None) -> CommandOutcome:
-        """Publish own state and/or note (interface.md §7.6); see `CommandOutcome`.
+    def publish_self(self, status: Status | None, note: str | None) -> CommandOutcome:
+        """See `CwaClient.publish_self`."""
+        return self._publisher.publish_self(status, note, self._put)
 
-        Raises `CommandFailed` (with `ErrorInfo.describe()` text) when CWA refuses it, and
-        `ValueError` for a status that cannot be set or when neither argument is given.
-        """
-        if status is None and note is None:
-            raise ValueError("publish_self needs a status, a note or both")
-        if status is not None and status not in REPRESENTATIVE_AVAILABILITY:
-            raise ValueError(f"status {status.value!r} cannot be set")
-        with self._lock:
-            previous = self._own.command(status, note)
-            if self._session.state is not SessionState.ONLINE:
-                return self._own.queue(self._clock())
-            rid = self._session.next_rid()
-            waiter = self._own.wait_for(rid)
+    def _put(self, job: _Job) -> None:
+        if self._jobs.qsize() >= QUEUE_MAX:
+            raise CwaUnavailable(f"busy: {QUEUE_MAX} CWA commands are waiting")
         try:
-            batch = self._command([PublishSelfPresence(rid=rid, categories=categories(status, note))])
-        except (CwaError, CwaProtocolError):
-            with self._lock:
-                self._own.forget(rid)
-                return self._own.queue(self._clock())
-        reply = batch.for_rid(rid)
-        if isinstance(reply, Refused):
-            with self._lock:
-                self._own.forget(rid)
-                self._own.restore(previous)
-            raise command_failed(reply.error)
-        with self._lock:
-            self._own.accepted(self._clock() + self._s.republish_s)
-        deadline = time.monotonic() + self._s.command_timeout_s
-        while not waiter.done.wait(_WAIT_SLICE_S):
-            if self._stop.is_set() or time.monotonic() >= deadline:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            raise CwaUnavailable(f"busy: {QUEUE_MAX} CWA commands are waiting") from None
+
+    # ------------------------------------------------------------------ the worker thread
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._beat is not None:
+                self._beat.progress(IDLE_WAKE_S + STALL_MARGIN_S)
+            try:
+                job = self._jobs.get(timeout=self._idle_wait())
+            except queue.Empty:
+                job = None
+            if job is None:
+                with self._lock:
+                    self._wake_pending = False
+            if self._stop.is_set():
                 break
-        with self._lock:
-            self._own.forget(rid)
-            if waiter.lost:
-                return self._own.queue(self._clock())
-            if waiter.done.is_set() and not waiter.ok:
-                self._own.restore(previous)
-                raise command_failed(waiter.error or ErrorInfo())
-        # Accepted without a reported result within the timeout still counts as applied (§8.21).
-        return CommandOutcome(applied=True, confirmed=waiter.ok)
+            try:
+                if isinstance(job, _Refresh):
+                    self._run_refresh(job)
+                elif isinstance(job, PublishJob):
+                    self._publisher.run(job)
+                self.maintain()
+            except Exception as exc:  # the worker never dies from bad input
+                log.exception("cwa.command.unexpected_error")
+                if isinstance(job, _Refresh):  # every refresh is answered, even after a bug
+                    job.finish(CwaUnavailable(f"refresh failed unexpectedly: {exc}"))
+            self._report.flush()
+        self._drain()
+        if self._beat is not None:
+            self._beat.retire()
 
-    # ------------------------------------------------------------------ periodic work (poll thread)
-
-    def maintain(self) -> None:
-        """Due re-subscriptions (with back-off) and own-state (re-)publishing (§3.7: every 5 min)."""
+    def _idle_wait(self) -> float:
         now = self._clock()
         with self._lock:
-            due = self._watch.due(now)
-            publish = self._own.is_due(now)
-        self.subscribe(due)
-        if publish:
-            self._republish()
+            dues = [d for d in (self._watch.next_due(), self._resync.next_due()) if d is not None]
+        return max(0.0, min([IDLE_WAKE_S, *(d - now for d in dues)]))
 
-    def _republish(self) -> None:
+    def _drain(self) -> None:
+        """Stopped: waiting requests fail at once instead of at their callers' deadlines."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(job, _Refresh):
+                job.finish(CwaUnavailable("the CWA client was stopped"))
+            elif isinstance(job, PublishJob):
+                job.outcome = CommandOutcome(applied=False, queued=True)
+                job.sent.set()
+
+    def _exchange_beat(self) -> None:
+        if self._beat is not None:
+            self._beat.progress(self._s.timeout_s + STALL_MARGIN_S)
+
+    def _run_refresh(self, job: _Refresh) -> None:
         with self._lock:
-            rid = self._session.next_rid()
-            pending = self._own.begin_republish(rid)
+            if self._waiting_refresh.get(job.uri) is job:
+                del self._waiting_refresh[job.uri]
+            targets = [job.uri] if job.uri else list(self._watch.targets())
         try:
-            batch = self._command(
-                [PublishSelfPresence(rid=rid, categories=categories(pending.status, pending.note))]
-            )
+            for chunk in _batches(targets):
+                with self._lock:
+                    rid = self._session.next_rid()
+                reply = self._command([QueryPresence(rid=rid, uris=chunk)]).for_rid(rid)
+                if isinstance(reply, Refused):
+                    raise command_failed(reply.error)
         except (CwaError, CwaProtocolError) as exc:
-            with self._lock:
-                self._own.republish_failed(rid, pending, self._retry_at)
-            log.warning("cwa.publish.retry error=%s", type(exc).__name__)
+            job.finish(exc if isinstance(exc, CwaError) else CwaUnavailable(f"refresh: {exc}"))
             return
-        with self._lock:
-            reply = batch.for_rid(rid)
-            refused = reply.error if isinstance(reply, Refused) else None
-            self._own.republish_answered(rid, pending, refused, self._clock() + self._s.republish_s)
-        log.info(
-            "cwa.publish.sent rid=%s status=%s note_set=%s", rid, pending.status, pending.note is not None
-        )
+        job.finish(None)
 
-    # ------------------------------------------------------------------ commands
+    # ------------------------------------------------------------------ due work
 
-    def subscribe(self, uris: Sequence[str], batch: int = SUBSCRIBE_BATCH, *, paced: bool = True) -> None:
-        """subscribePresence in batches of at most 100 (interface.md §7.2).
-
-        Paced: at most ``subscribe_per_poll`` URIs between two data-channel answers; the rest waits
-        in the backlog (oldest first) and goes out after the next answer, so no answer carries
-        the presence of more than one slice.
-        """
+    def maintain(self) -> None:
+        """Own state (re-)publishing, subscriptions (new, single re-tries, due retries) and resync."""
+        now = self._clock()
         with self._lock:
             if self._session.sid is None:
                 return
-            todo, slices = self._watch.take(uris, paced=paced)
+            online = self._session.state is SessionState.ONLINE
+            if online:
+                self._own.expired(now, self._s.command_ttl_s)
+            publish = online and self._own.is_due(now)
+            self._watch.enqueue(self._watch.due(now))
+            singles = self._watch.take_singles()
+            todo, slices = self._watch.take()
+            resync = self._resync.take(now, self._watch.targets()) if online else None
+        if publish:
+            self._publisher.republish()
+        self._subscribe(singles, batch=1)
         try:
-            self._send_subscriptions(todo, batch)
+            self._subscribe(todo)
         finally:
             with self._lock:
                 self._watch.slice_sent(slices)
-        log.debug("cwa.subscribe.sent uris=%d backlog=%d", len(todo), len(self._watch.backlog))
+        if todo or singles:
+            log.debug(
+                "cwa.subscribe.sent uris=%d singles=%d backlog=%d",
+                len(todo),
+                len(singles),
+                len(self._watch.backlog),
+            )
+        if resync:
+            self._query_resync(resync)
 
-    def _send_subscriptions(self, todo: list[str], batch: int) -> None:
+    def _query_resync(self, uris: tuple[str, ...]) -> None:
+        with self._lock:
+            rid = self._session.next_rid()
+            self._resync.queried(uris, self._clock())
+        try:
+            reply = self._command([QueryPresence(rid=rid, uris=uris)]).for_rid(rid)
+        except (CwaError, CwaProtocolError) as exc:
+            log.info("cwa.resync.failed uris=%d error=%s", len(uris), type(exc).__name__)
+            return
+        if isinstance(reply, Refused):
+            log.info("cwa.resync.refused uris=%d error=%s", len(uris), reply.error.describe())
+        else:
+            log.debug("cwa.resync.queried uris=%d rid=%s", len(uris), rid)
+
+    def _subscribe(self, todo: Sequence[str], batch: int = SUBSCRIBE_BATCH) -> None:
         for chunk in _batches(todo, batch):
             with self._lock:
                 rid = self._session.next_rid()
@@ -188,13 +298,14 @@ class CommandChannel:
                 answer = self._command([SubscribePresence(rid=rid, uris=chunk)])
             except (CwaError, CwaProtocolError):
                 with self._lock:
-                    self._watch.send_failed(rid, chunk)  # retried by `maintain`
+                    self._watch.send_failed(rid, chunk)  # retried by `maintain` after a back-off
                 continue
             reply = answer.for_rid(rid)
             if isinstance(reply, Refused):
                 with self._lock:
-                    again = self._watch.refused(rid, chunk, reply.error)
-                self.subscribe(again, batch=1, paced=False)
+                    self._watch.refused(rid, chunk, reply.error)
+                    again = self._watch.take_singles() if batch > 1 else []
+                self._subscribe(again, batch=1)  # one URI each: an unknown user affects no other
 
     def _command(self, methods: Sequence[Method]) -> ResponseBatch:
         """POST methods on the current session. Session-level failures move the machine."""
@@ -203,15 +314,15 @@ class CommandChannel:
             epoch = self._session.epoch
         if sid is None:
             raise CwaUnavailable("the CWA session is down")
+        self._exchange_beat()
         try:
-            batch = self._transport.post_commands(sid, methods)
+            return self._transport.post_commands(sid, methods)
         except (TicketExpired, SessionGone) as exc:
             self._failure(exc, epoch, "command")
             raise
         except (CwaError, CwaProtocolError) as exc:
             self._report.count(error_kind(exc))
             raise
-        return batch
 
 
 def _batches(uris: Sequence[str], size: int = SUBSCRIBE_BATCH) -> list[tuple[str, ...]]:

@@ -1,7 +1,8 @@
 """What the CWA client tells its owner: notices and command outcomes.
 
-Frozen dataclasses only; they cross the module boundary to `bridge.service` (ARCHITECTURE.md).
-Notices are handed to the owner's ``on_notice`` callback from the client's poll thread, in eid order.
+Frozen dataclasses only; they cross the module boundary to `bridge.service`.
+Notices are handed to the owner's ``on_notice`` callback from the client's poll thread or its command
+worker, one delivery at a time, in the order they arose (user presence in eid order).
 """
 
 from __future__ import annotations
@@ -23,36 +24,42 @@ class SessionNotice:
 
 @dataclass(frozen=True, slots=True)
 class UserNotice:
-    """One ``user`` of a ``userPresence`` event: a full snapshot (cwa-protocol.md §5.3)."""
+    """One ``user`` of a ``userPresence`` event: a full snapshot.
+
+    ``resync``: the answer to a periodic re-query (README: "How it behaves toward CWA"), so an
+    owner can count the users whose state the resync corrected.
+    """
 
     uri: str
     summary: PresenceSummary
+    resync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class SelfNotice:
-    """A ``selfPresence`` event: the signed-in account (§5.4)."""
+    """A ``selfPresence`` event: the signed-in account."""
 
     summary: PresenceSummary
 
 
 @dataclass(frozen=True, slots=True)
 class WatchabilityNotice:
-    """Whether a watched user can be watched right now (interface.md §7.2).
+    """Whether a watched user can be watched right now.
 
-    ``False`` when the subscription is ``terminated``/``retrying`` or the user is unknown (SIP 404);
-    the client then re-subscribes that user with back-off. ``True`` once it is ``subscribed`` again
-    or its presence arrives again. Sent on changes only.
+    ``False`` from the first refusal (``reason``: "unknown user", "subscription terminated",
+    "subscription retrying" or CWA's error text); the client then re-subscribes that user with
+    back-off. ``True`` (``reason`` ``None``) once CWA accepts a subscription again: a presence
+    snapshot sent along with a refusal does not count. Sent on transitions only, never per retry.
     """
 
     uri: str
     watchable: bool
-    reason: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ContactsNotice:
-    """The full current contact list as ``(uri, name)`` after each ``contactGroup`` event (§5.6)."""
+    """The full current contact list as ``(uri, name)`` after each ``contactGroup`` event."""
 
     contacts: tuple[tuple[str, str | None], ...]
 

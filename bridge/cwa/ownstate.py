@@ -1,7 +1,9 @@
-"""The bridge's own presence as commanded over MQTT (interface.md §7.6, cwa-protocol.md §3.7).
+"""The bridge's own presence as commanded over MQTT (README: "How it behaves toward CWA").
 
 The commanded status and note, when they are (re-)published next (every ``republish_s``, at once
-on a new session, after a back-off when a publish failed), commands queued while CWA is down, and
+on a new session or when the session is back, after a back-off when a publish failed), commands
+queued while CWA is down (coalesced: the newest value of each field wins; dropped as expired when
+not sent within the command TTL), and
 publishes waiting for their asynchronous requestSucceeded/requestFailed: a caller of
 `CwaClient.publish_self` blocked on its `Waiter`, or a `Pending` re-publish whose refusal, or
 confirmation when it carries a queued command, becomes a `CommandNotice`.
@@ -41,6 +43,7 @@ class Pending:
     status: Status | None
     note: str | None
     loud: bool
+    queued_at: float | None = None  # a loud one: when its command arrived (for the TTL)
 
 
 class OwnState:
@@ -51,6 +54,8 @@ class OwnState:
         self._due: float | None = None
         self._attempt = 0
         self._queued_loud = False
+        self._queued_at: float | None = None  # when the oldest unsent queued command arrived
+        self._applied: Commanded = (None, None)  # what CWA last accepted
         self._waiters: dict[str, Waiter] = {}
         self._pending: dict[str, Pending] = {}
 
@@ -67,6 +72,8 @@ class OwnState:
 
     def queue(self, now: float) -> CommandOutcome:
         """Published on the next chance, and its result reported by a `CommandNotice`."""
+        if not self._queued_loud or self._queued_at is None:
+            self._queued_at = now
         self._queued_loud = True
         self._due = now
         return CommandOutcome(applied=False, queued=True)
@@ -82,6 +89,40 @@ class OwnState:
         """A publish was accepted: the next one is the periodic re-publish."""
         self._due = republish_at
         self._attempt = 0
+        self._applied = (self.status, self.note)
+
+    def session_back(self, now: float) -> bool:
+        """The session is online again: a queued or failed publish goes out now, not after its
+        back-off. Returns whether one is due."""
+        if self._queued_loud or self._attempt > 0:
+            self._due = now
+            self._attempt = 0
+        return self.is_due(now)
+
+    def expired(self, now: float, ttl_s: float) -> bool:
+        """A queued command not sent within ``ttl_s`` of its arrival is dropped and reported as
+        expired; the commanded state goes back to what CWA last accepted."""
+        if not self._queued_loud or self._queued_at is None or now - self._queued_at <= ttl_s:
+            return False
+        self._emit(
+            CommandNotice(self.status, self.note, False, f"expired: not sent to CWA within {ttl_s:g} s")
+        )
+        self._queued_loud = False
+        self._queued_at = None
+        self.status, self.note = self._applied
+        self._attempt = 0
+        commanded = self.status is not None or self.note is not None
+        self._due = now if commanded else None
+        return True
+
+    def abandon(self, rid: str, status: Status | None, note: str | None) -> None:
+        """Its caller stopped waiting for accepted publish ``rid``: the result becomes a notice."""
+        waiter = self._waiters.pop(rid, None)
+        if waiter is not None and waiter.done.is_set():
+            message = None if waiter.error is None else waiter.error.describe()
+            self._emit(CommandNotice(status, note, waiter.ok, message))
+        else:
+            self._pending[rid] = Pending(status, note, loud=True)
 
     def is_due(self, now: float) -> bool:
         commanded = self.status is not None or self.note is not None
@@ -89,15 +130,19 @@ class OwnState:
 
     def begin_republish(self, rid: str) -> Pending:
         """The publish about to be sent as ``rid``; it carries any queued command (``loud``)."""
-        pending = self._pending[rid] = Pending(self.status, self.note, self._queued_loud)
+        pending = Pending(self.status, self.note, self._queued_loud, self._queued_at)
+        self._pending[rid] = pending
         self._queued_loud = False
+        self._queued_at = None
         self._due = None
         return pending
 
     def republish_failed(self, rid: str, pending: Pending, retry_at: Callable[[int], float]) -> None:
         """The request failed: tried again after a back-off, still loud when it was."""
         self._pending.pop(rid, None)
-        self._queued_loud = self._queued_loud or pending.loud
+        if pending.loud and not self._queued_loud:
+            self._queued_loud = True
+            self._queued_at = pending.queued_at
         self._attempt += 1
         self._due = retry_at(self._attempt)
 
@@ -105,8 +150,10 @@ class OwnState:
         self, rid: str, pending: Pending, refused: ErrorInfo | None, republish_at: float
     ) -> None:
         """The request was answered; a refusal is reported at once (no asynchronous result comes)."""
-        self.accepted(republish_at)
-        if refused is not None:
+        if refused is None:
+            self.accepted(republish_at)
+        else:
+            self._due, self._attempt = republish_at, 0
             self._pending.pop(rid, None)
             self._emit(CommandNotice(pending.status, pending.note, False, refused.describe()))
 
@@ -131,8 +178,9 @@ class OwnState:
     def new_session(self, now: float) -> None:
         """Results of the old session never come; commanded state is re-published at once (§7.2.1)."""
         self.release_waiters()
-        if any(p.loud for p in self._pending.values()):
-            self._queued_loud = True
+        loud = [p.queued_at or now for p in self._pending.values() if p.loud]
+        if loud and not self._queued_loud:
+            self._queued_loud, self._queued_at = True, min(loud)
         self._pending = {}
         if self.status is not None or self.note is not None:
             self._due = now

@@ -1,8 +1,10 @@
 """What the CWA client reports to its owner: notices, session-state changes, error counts, metrics.
 
 Notices are queued while the client's lock is held (``emit``) and handed to ``on_notice`` by
-``flush`` outside it, so a slow or failing callback never holds the lock and notices keep their
-order. Neither callback can stop the client: their exceptions are logged and dropped.
+``flush`` outside it, so a slow or failing callback never holds the lock. Two threads flush (the
+poll thread and the command worker); one delivery lock makes them take turns, so notices reach the
+owner in the order they were queued. Neither callback can stop the client: their exceptions are
+logged and dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Reporter:
         self._on_notice = on_notice
         self._on_metric = on_metric
         self._lock = lock
+        self._delivery = threading.RLock()  # re-entrant: a callback may call back into the client
         self._outbox: list[Notice] = []
         self._reported: str | None = None
         self.stats: dict[str, int] = {}  # error kind -> count
@@ -53,13 +56,14 @@ class Reporter:
             log.info("cwa.session.%s", state)
 
     def flush(self) -> None:
-        with self._lock:
-            notices, self._outbox = self._outbox, []
-        for notice in notices:
-            try:
-                self._on_notice(notice)
-            except Exception:  # the owner's bug must not stop the bridge
-                log.exception("cwa.notice.callback_failed notice=%s", type(notice).__name__)
+        with self._delivery:
+            with self._lock:
+                notices, self._outbox = self._outbox, []
+            for notice in notices:
+                try:
+                    self._on_notice(notice)
+                except Exception:  # the owner's bug must not stop the bridge
+                    log.exception("cwa.notice.callback_failed notice=%s", type(notice).__name__)
 
     def count(self, kind: str) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""What the CWA client is configured with (interface.md §5, §7); a value, no behaviour."""
+"""What the CWA client is configured with (README: configuration); a value, no behaviour."""
 
 from __future__ import annotations
 
@@ -33,3 +33,5 @@ class CwaClientSettings:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
     subscribe_per_poll: int = SUBSCRIBE_PER_POLL
+    resync_s: float = 1800.0  # re-query every watched user this often; 0: never
+    command_ttl_s: float = 120.0  # a command not sent to CWA within this long is dropped as expired

@@ -57,6 +57,7 @@ class MqttPublisher:
         on_message: Callable[[str, bytes], None],
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        progress: Callable[[float | None], None] | None = None,
     ) -> None:
         self._settings = settings
         self._subscriptions = list(subscriptions)
@@ -71,6 +72,7 @@ class MqttPublisher:
             on_established=self._established,
             on_lost=self._lost,
             on_error=self._note_error,
+            progress=progress,
         )
         # --- guarded by _lock
         self._client: paho.Client | None = None

@@ -42,8 +42,11 @@ class Supervisor:
         on_established: Callable[[paho.Client, int | None], None],
         on_lost: Callable[[paho.Client, bool, str], None],
         on_error: Callable[[str], None],
+        progress: Callable[[float | None], None] | None = None,
     ) -> None:
         self._settings = settings
+        # Liveness: called on every wake-up, and before a step that may take long with its bound.
+        self._progress = progress or (lambda within_s: None)
         self._new_client = new_client
         self._on_established = on_established
         self._on_lost = on_lost
@@ -89,6 +92,7 @@ class Supervisor:
             attempt += 1
             delay = policy.delay(attempt, rng)
             client, tls = self._new_client()
+            self._progress(self._settings.connect_timeout_s + 10.0)
             try:
                 client.connect(self._settings.host, self._settings.port, self._settings.keepalive_s)
             except (OSError, ValueError) as exc:
@@ -115,12 +119,14 @@ class Supervisor:
                     attempt, delay = 0, policy.delay(1, rng)
             if self._stopping.is_set():
                 break
+            self._progress(delay + 10.0)
             self._stopping.wait(delay)
 
     def _serve(self, client: paho.Client) -> bool:
         """Handle one connection's events until it ends; True if it was established."""
         was_up = False
         while True:
+            self._progress(self._settings.connect_timeout_s + 10.0)  # `connected` handling may wait that long
             try:
                 kind, data = self._events.get(timeout=_TICK_S)
             except queue.Empty:

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Literal
 
 from bridge import commands
+from bridge.errors import CwaError, CwaProtocolError
 from bridge.mqtt.topics import response_payload
 from bridge.service.requests import CommandWorker
 
@@ -27,7 +28,14 @@ class Inbox:
         self._topics = service._topics
         self._mqtt = service._mqtt
         self._metrics = service._metrics
-        self.worker = CommandWorker(service._cwa, self.respond, ttl_s=self._opt.command_ttl_s)
+        # publish_self may wait for CWA up to about twice its command deadline.
+        beat = service._liveness.register("commands", 150.0) if service._liveness is not None else None
+        self.worker = CommandWorker(
+            service._cwa,
+            self.respond,
+            ttl_s=self._opt.command_ttl_s,
+            progress=beat.progress if beat is not None else None,
+        )
 
     def start(self) -> None:
         self.worker.start()
@@ -87,7 +95,18 @@ class Inbox:
         store = self._svc._store
         uri = store[refresh.id].uri if refresh.id is not None else None
         data: dict[str, object] = {"id": refresh.id} if refresh.id else {"ids": store.watched_ids()}
-        self.worker.submit_refresh(refresh.id, uri, data, refresh.transaction)
+        txn = refresh.transaction
+
+        def done(error: CwaError | None) -> None:  # on the CWA client's worker, exactly once
+            if error is None:
+                self.respond("refresh", "ok", data=data, transaction=txn)
+            else:
+                self.respond("refresh", "error", error=str(error), transaction=txn)
+
+        try:
+            self._svc._cwa.refresh(uri, on_done=done)  # never waits for CWA
+        except (CwaError, CwaProtocolError) as exc:
+            self.respond("refresh", "error", error=str(exc), transaction=txn)
 
     def _light_override(self, light: str, op: str, payload: bytes) -> None:
         lights = self._svc._lights

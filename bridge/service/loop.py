@@ -30,6 +30,7 @@ from bridge.cwa.notices import (
 from bridge.errors import BridgeError
 from bridge.http import BoardEntry, HealthReport
 from bridge.lights.controller import LightController, Outgoing
+from bridge.liveness import Liveness
 from bridge.mqtt.discovery import previous_format
 from bridge.mqtt.topics import Topics
 from bridge.presence import Presence
@@ -61,6 +62,9 @@ from bridge.store import SELF_ID, Entry, PresenceStore, WatchSpec
 
 log = logging.getLogger(__name__)
 
+# One pass of the loop handles one input; the longest (a full publish of 10,000 users after a
+# reconnect) takes seconds. Longer than this without a pass, the loop counts as stuck.
+LOOP_STALL_S = 60.0
 SNAPSHOT_MAX_AGE_S = 0.5  # under a steady stream of inputs the HTTP snapshot lags at most this
 Job = Callable[[], None]
 
@@ -81,6 +85,7 @@ class Service:
         heartbeat: Callable[[], None] | None = None,
         inputs: Inputs | None = None,
         poll_age: Callable[[], float] | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self._cwa = cwa
         self._mqtt = mqtt
@@ -94,6 +99,8 @@ class Service:
         self._monotonic = monotonic
         self._heartbeat = heartbeat
         self._poll_age = poll_age  # seconds since the data channel last completed a poll
+        self._liveness = liveness
+        self._beat = liveness.register("service", LOOP_STALL_S) if liveness is not None else None
         self._store = PresenceStore(watch, options.self_uri)
         self._out = RetainedPublisher(mqtt, metrics)
         self._gate = StartGate(options.start_grace_s, monotonic)
@@ -194,6 +201,8 @@ class Service:
             except Exception:
                 # A bug in one handler must not stop the bridge: log it with its traceback and go on.
                 log.exception("service.handler_failed")
+            if self._beat is not None:
+                self._beat.progress()
             if self._heartbeat is not None:
                 self._heartbeat()
 
@@ -479,6 +488,7 @@ class Service:
             grace_s=self._opt.health_grace_s,
             poll_age=self._poll_age() if self._poll_age is not None else None,
             poll_timeout_s=self._opt.poll_timeout_s,
+            stuck=self._liveness.stuck() if self._liveness is not None else (),
         )
 
     def board(self) -> list[BoardEntry]:

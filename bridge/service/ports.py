@@ -6,10 +6,11 @@ in the real CWA client, MQTT publisher and metrics, the tests hand in fakes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bridge.errors import CwaError
 from bridge.lights.presets import HttpRequest
 from bridge.presence import Status
 
@@ -20,6 +21,9 @@ DiscoveryFormat = Literal["component", "device"]
 START_GRACE_S = 5.0
 
 
+RefreshDone = Callable[[CwaError | None], None]
+
+
 class CwaPort(Protocol):
     """What the service needs of the CWA client (`bridge.cwa.client.CwaClient`)."""
 
@@ -28,7 +32,10 @@ class CwaPort(Protocol):
 
     def set_watched(self, uris: Sequence[str]) -> None: ...
 
-    def refresh(self, uri: str | None = None) -> None: ...
+    def refresh(
+        self, uri: str | None = None, *, on_done: Callable[[CwaError | None], None] | None = None
+    ) -> None:
+        """queryPresence without waiting; ``on_done`` is called exactly once with the outcome."""
 
     def publish_self(self, status: Status | None = None, note: str | None = None) -> Any: ...
 

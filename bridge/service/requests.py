@@ -1,13 +1,11 @@
-"""Commands that wait for CWA: one bounded queue, one worker, exactly one response each.
+"""Own-state commands (``self/set*``): one bounded queue, one worker, exactly one response each.
 
 Rules (what a caller on MQTT sees):
-- Commands are sent to CWA one at a time, in arrival order, on this module's worker thread, so a
-  slow server never stalls presence.
-- A newer ``self/set*`` command supersedes what an older waiting one would set for the same field
-  (status or note): the older one loses that field, and once it has nothing left to set it is
-  answered ``superseded by a newer command``. Only the newest value of a field reaches CWA.
-- A ``refresh`` for a target (one id, or everything) that already has one waiting is answered
-  together with it: one ``queryPresence``, one response per request.
+- Commands reach CWA one at a time, in arrival order, on this module's worker thread, so a slow
+  server never stalls presence (the CWA client's ``publish_self`` may wait for its deadline).
+- A newer command supersedes what an older waiting one would set for the same field (status or
+  note): the older one loses that field, and once it has nothing left to set it is answered
+  ``superseded by a newer command``. Only the newest value of a field reaches CWA.
 - A command still waiting ``ttl_s`` after it arrived is answered ``expired`` and dropped.
 - At most ``max_waiting`` commands wait; beyond that a command is answered ``busy`` at once.
 - Every command gets exactly one response, whatever CWA answers (an unexpected error included).
@@ -20,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from bridge.commands import SelfSet
@@ -53,15 +51,6 @@ class _SetJob:
     arrived: float
 
 
-@dataclass(slots=True)
-class _RefreshJob:
-    target: str | None  # an id, or None for everyone
-    uri: str | None
-    data: dict[str, object]
-    arrived: float
-    transactions: list[Any] = field(default_factory=list)
-
-
 class CommandWorker:
     def __init__(
         self,
@@ -79,7 +68,7 @@ class CommandWorker:
         self._max = max_waiting
         self._clock = clock
         self._progress = progress
-        self._jobs: deque[_SetJob | _RefreshJob] = deque()
+        self._jobs: deque[_SetJob] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -94,8 +83,6 @@ class CommandWorker:
             else:
                 busy = False
                 for job in list(self._jobs):
-                    if not isinstance(job, _SetJob):
-                        continue
                     if cmd.status is not None:
                         job.status = None
                     if cmd.note is not None:
@@ -111,23 +98,6 @@ class CommandWorker:
             )
         if busy:
             self._refuse_busy("self/set", cmd.transaction)
-
-    def submit_refresh(
-        self, target: str | None, uri: str | None, data: dict[str, object], transaction: Any
-    ) -> None:
-        with self._cond:
-            for job in self._jobs:
-                if isinstance(job, _RefreshJob) and job.target == target:
-                    job.transactions.append(transaction)
-                    return
-            if len(self._jobs) >= self._max:
-                busy = True
-            else:
-                busy = False
-                self._jobs.append(_RefreshJob(target, uri, data, self._clock(), [transaction]))
-                self._cond.notify()
-        if busy:
-            self._refuse_busy("refresh", transaction)
 
     def waiting(self) -> int:
         with self._cond:
@@ -165,23 +135,19 @@ class CommandWorker:
             if stopping:
                 return
 
-    def _take_expired(self) -> list[_SetJob | _RefreshJob]:
+    def _take_expired(self) -> list[_SetJob]:
         deadline = self._clock() - self._ttl_s
         expired = [job for job in self._jobs if job.arrived <= deadline]
         for job in expired:
             self._jobs.remove(job)
         return expired
 
-    def _perform(self, job: _SetJob | _RefreshJob) -> None:
+    def _perform(self, job: _SetJob) -> None:
         try:
-            if isinstance(job, _SetJob):
-                self._self_set(job)
-            else:
-                self._refresh(job)
+            self._self_set(job)
         except Exception as exc:  # exactly one response, even for a bug below us
             log.exception("service.command_failed_unexpectedly")
-            for txn in _transactions(job):
-                self._respond(_op(job), "error", error=f"internal error: {exc}", transaction=txn)
+            self._respond("self/set", "error", error=f"internal error: {exc}", transaction=job.transaction)
 
     def _self_set(self, job: _SetJob) -> None:
         data: dict[str, object] = {}
@@ -204,30 +170,11 @@ class CommandWorker:
             data["queued"] = True
         self._respond("self/set", "ok", data=data, transaction=job.transaction)
 
-    def _refresh(self, job: _RefreshJob) -> None:
-        try:
-            self._cwa.refresh(job.uri)
-        except (CwaError, CwaProtocolError) as exc:
-            for txn in job.transactions:
-                self._respond("refresh", "error", error=str(exc), transaction=txn)
-        else:
-            for txn in job.transactions:
-                self._respond("refresh", "ok", data=job.data, transaction=txn)
-
-    def _answer_expired(self, job: _SetJob | _RefreshJob) -> None:
+    def _answer_expired(self, job: _SetJob) -> None:
         error = f"expired: not sent to CWA within {self._ttl_s:g} s (CWA slow or unreachable)"
-        for txn in _transactions(job):
-            self._respond(_op(job), "error", error=error, transaction=txn)
+        self._respond("self/set", "error", error=error, transaction=job.transaction)
 
     def _refuse_busy(self, op: str, transaction: Any) -> None:
         log.warning("service.command_refused_busy op=%s waiting=%d", op, self._max)
         error = f"busy: {self._max} commands are already waiting for CWA; try again later"
         self._respond(op, "error", error=error, transaction=transaction)
-
-
-def _op(job: _SetJob | _RefreshJob) -> str:
-    return "self/set" if isinstance(job, _SetJob) else "refresh"
-
-
-def _transactions(job: _SetJob | _RefreshJob) -> list[Any]:
-    return [job.transaction] if isinstance(job, _SetJob) else job.transactions

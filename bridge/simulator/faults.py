@@ -7,8 +7,8 @@ queued and are re-delivered on the next poll with the same AckId, §4.3), ``slow
 response. ``mutate`` differs from the others: its body is a seeded mutation of the real one and may
 still be well-formed, so a client can be handed plausible but wrong content (a flipped eid, a
 swapped availability) that it cannot tell from the truth.
-The state-changing faults (`expire_tickets`, `kill_sessions`, `restart`, `throttle`) act on the
-world at once; `Faults` is the public face of both kinds.
+The state-changing faults (`expire_tickets`, `kill_sessions`, `restart`, `throttle`,
+`drop_subscriptions`) act on the world at once; `Faults` is the public face of both kinds.
 """
 
 from __future__ import annotations
@@ -125,6 +125,11 @@ class Faults:
         """Forget sessions, tickets and event ids; users' presence is kept (§7.2.5)."""
         self._actions["restart"]()
 
+    def drop_subscriptions(self) -> None:
+        """Every session's presence subscriptions end without a word (a front-end failover): later
+        changes of those users are not delivered until the client queries or subscribes again."""
+        self._actions["drop_subscriptions"]()
+
     def throttle(self, on: bool, poll_wait_ms: int = 10000) -> None:
         """While on: pollWaitTime is raised and commands are answered with 18101 (§7.2.6)."""
         self._actions["throttle"](on, poll_wait_ms)
@@ -157,7 +162,7 @@ class Faults:
 
     def apply(self, name: str, args: dict[str, Any]) -> None:
         """The control API's ``POST /faults/<name>``: the same names and keyword arguments."""
-        if name in ("expire_tickets", "kill_sessions", "restart"):
+        if name in ("expire_tickets", "kill_sessions", "restart", "drop_subscriptions"):
             getattr(self, name)()
         elif name == "throttle":
             self.throttle(bool(args.get("on", True)), int(args.get("poll_wait_ms", 10000)))

@@ -61,6 +61,7 @@ class Simulator:
             {
                 "expire_tickets": self._tickets.expire_all,
                 "kill_sessions": self._world.kill_all,
+                "drop_subscriptions": self._world.drop_subscriptions,
                 "restart": self._restart,
                 "throttle": self._throttle,
             },

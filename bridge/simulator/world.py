@@ -355,6 +355,16 @@ class World:
                 else:
                     self._update_machine(session, now)
 
+    def drop_subscriptions(self) -> None:
+        """Every session silently loses its presence subscriptions (a front-end failover): no
+        event says so, later changes are simply not delivered."""
+        with self.lock:
+            for session in self.sessions.values():
+                keys = set(session.subscriptions)
+                session.subscriptions.clear()
+                for key in keys:
+                    self.unwatch(session, key)
+
     def kill_all(self) -> None:
         with self.lock:
             for session in list(self.sessions.values()):
