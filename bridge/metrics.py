@@ -147,6 +147,11 @@ class Metrics:
         self._session_restarts = Counter(
             f"{PREFIX}_session_restarts", "CWA sessions started again after a failure.", registry=registry
         )
+        self._resync_corrections = Counter(
+            f"{PREFIX}_resync_corrections",
+            "Users whose presence a periodic resync found different from what CWA had pushed.",
+            registry=registry,
+        )
         self._mqtt_reconnects = Counter(
             f"{PREFIX}_mqtt_reconnects",
             "Reconnects to the MQTT broker after a lost connection.",
@@ -205,6 +210,9 @@ class Metrics:
 
     def observe_event_to_publish(self, seconds: float) -> None:
         self._event_to_publish.observe(max(0.0, seconds))
+
+    def resync_correction(self) -> None:
+        self._resync_corrections.inc()
 
     def session_restart(self) -> None:
         self._session_restarts.inc()

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bridge.app import Bridge
 from bridge.cwa.client import CwaClient, CwaClientSettings
 from bridge.simulator import Simulator
 from tests.support.bridge import ALICE, BOB, CAROL, PASSWORD, USERS, BridgeProcess, config_dict, write_config
@@ -191,3 +192,25 @@ def test_the_last_completed_poll_stops_advancing_while_the_data_channel_is_stall
             wait_until(lambda: age() < 0.5, settings.poll_timeout_s + 0.5 + SLACK_S, "polls completing again")
         finally:
             client.stop(timeout=2.0)
+
+
+def test_health_is_503_while_the_data_channel_is_stalled_and_recovers_after(
+    make_simulator: Callable[..., Simulator],
+    fault_proxy: Callable[[Simulator], FaultProxy],
+    mosquitto: Broker,
+    base_topic: str,
+    make_bridge: Callable[..., Bridge],
+) -> None:
+    sim = make_simulator(users=list(USERS), poll_wait_ms=POLL_WAIT_MS)
+    proxy = fault_proxy(sim)
+    cwa = {"url": proxy.url, "timeout_s": DEADLINE_S, "poll_timeout_s": DEADLINE_S}
+    bridge = make_bridge(sim, mosquitto.url, base_topic, health_grace_s=0.5, cwa=cwa)
+    assert bridge.service.health().healthy
+    proxy.set_fault("data", STALL)
+    # Each poll is abandoned at its deadline: the session is reconnecting, or (between polls) no
+    # answer came for poll_timeout_s + the grace. Either way health says so.
+    wait_until(lambda: not bridge.service.health().healthy, 4 * DEADLINE_S + SLACK_S, "health 503")
+    reasons = bridge.service.health().details["reasons"]
+    assert any("CWA" in str(r) for r in reasons), reasons
+    proxy.set_fault("data", PASS)
+    wait_until(lambda: bridge.service.health().healthy, 4 * DEADLINE_S + SLACK_S, "health back to 200")

@@ -104,6 +104,22 @@ def summary(
     return PresenceSummary(availability, activity, notes, "Bob Example", "bob@example.org")
 
 
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.corrections = 0
+
+    def events_received(self, kind: str) -> None: ...
+
+    def publishes(self, kind: str) -> None: ...
+
+    def command_result(self, op: str, status: str) -> None: ...
+
+    def observe_event_to_publish(self, seconds: float) -> None: ...
+
+    def resync_correction(self) -> None:
+        self.corrections += 1
+
+
 Harness = tuple[Service, FakeCwa, FakeMqtt, Clock]
 
 
@@ -111,7 +127,7 @@ Harness = tuple[Service, FakeCwa, FakeMqtt, Clock]
 def make() -> Any:
     services: list[Service] = []
 
-    def build(retained: dict[str, bytes] | None = None, **options: Any) -> Harness:
+    def build(retained: dict[str, bytes] | None = None, metrics: Any = None, **options: Any) -> Harness:
         cwa, mqtt, clock = FakeCwa(), FakeMqtt(retained), Clock()
         service = Service(
             cwa=cwa,
@@ -122,6 +138,7 @@ def make() -> Any:
             ),
             clock=clock,
             monotonic=clock.monotonic,
+            metrics=metrics,
         )
         services.append(service)
         service.start()
@@ -473,3 +490,32 @@ def test_switching_discovery_formats_migrates_with_the_handshake_and_a_restart_c
         t for t, p, _ in mqtt3.log if t.startswith("homeassistant/") and mqtt2.retained_store.get(t) != p
     }
     assert changed == set()  # a restart in the same format changes nothing in HA
+
+
+def test_health_names_a_stalled_data_channel_and_a_stuck_loop() -> None:
+    from bridge.service.status import Snapshot, health
+
+    online = Snapshot(session="online")
+    assert health(
+        online, mqtt_ok=True, session_down_for=0, grace_s=10, poll_age=100, poll_timeout_s=95
+    ).healthy
+    stalled = health(online, mqtt_ok=True, session_down_for=0, grace_s=10, poll_age=106, poll_timeout_s=95)
+    assert not stalled.healthy
+    assert stalled.details["reasons"] == ["CWA data channel stalled: no poll answer for 106 s"]
+    stuck = health(online, mqtt_ok=True, session_down_for=0, grace_s=10, stuck=["cwa-poll"])
+    assert stuck.details["reasons"] == ["cwa-poll loop stuck"]
+
+
+def test_a_resync_that_finds_a_change_is_counted_and_every_change_is_logged_once(
+    make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = FakeMetrics()
+    service, _, _, _ = make(metrics=metrics)
+    connect(service)
+    with caplog.at_level("INFO", logger="bridge.changes"):
+        feed(service, SessionNotice("online"), UserNotice(BOB, summary(3500)))
+        feed(service, UserNotice(BOB, summary(3500), resync=True))  # the resync agrees
+        feed(service, UserNotice(BOB, summary(6500), resync=True))  # the push was lost: corrected
+    assert metrics.corrections == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "bridge.changes"]
+    assert lines == ["presence.changed id=bob status=busy activity=None"]

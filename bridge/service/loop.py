@@ -243,11 +243,13 @@ class Service:
 
     def _handle_notice(self, notice: Notice, received: float) -> None:
         match notice:
-            case UserNotice(uri=uri, summary=summary):
+            case UserNotice(uri=uri, summary=summary, resync=resync):
                 self._count("user_presence")
                 entry = self._store.by_uri(uri)
                 if entry is not None and entry.id != SELF_ID:
-                    self._observe(entry, summary, received)
+                    changed = self._observe(entry, summary, received)
+                    if resync and changed and self._metrics is not None:
+                        self._metrics.resync_correction()
             case SelfNotice(summary=summary):
                 self._count("self_presence")
                 self._observe(self._store[SELF_ID], summary, received)
@@ -283,15 +285,17 @@ class Service:
         if self._metrics is not None:
             self._metrics.events_received(kind)
 
-    def _observe(self, entry: Entry, summary: PresenceSummary, received: float) -> None:
+    def _observe(self, entry: Entry, summary: PresenceSummary, received: float) -> bool:
+        """Record a snapshot and publish what changed; True when the presence changed."""
         before = entry.presence
         self._store.observe(entry, summary, self._clock())
-        _log_change(entry, before)
+        changed = _log_change(entry, before)
         if self._gate.read_back:
             self._publish_entry(entry)
             if self._metrics is not None:
                 self._metrics.observe_event_to_publish(self._monotonic() - received)
             self._update_lights()
+        return changed
 
     def _session_changed(self, state: str, error: str | None) -> None:
         if state != self._session:
@@ -498,18 +502,15 @@ class Service:
 changes = logging.getLogger("bridge.changes")
 
 
-def _log_change(entry: Entry, before: Presence | None) -> None:
+def _log_change(entry: Entry, before: Presence | None) -> bool:
     """One line per presence change at info (the first report of each user at debug): what an
-    operator reads to see the bridge working. ``log.changes: false`` turns it down."""
+    operator reads to see the bridge working (set the ``bridge.changes`` logger to warning to turn
+    it down). True when a known presence changed."""
     after = entry.presence
-    if after is None or (before is not None and before.last_change == after.last_change):
-        return
+    if after is None or (before is not None and not after.differs_from(before)):
+        return False
     level = logging.DEBUG if before is None else logging.INFO
     if changes.isEnabledFor(level):
-        changes.log(
-            level,
-            "presence.changed id=%s status=%s activity=%s",
-            entry.id,
-            after.status.value,
-            after.activity,
-        )
+        status, activity = after.status.value, after.activity
+        changes.log(level, "presence.changed id=%s status=%s activity=%s", entry.id, status, activity)
+    return before is not None

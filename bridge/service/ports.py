@@ -70,6 +70,8 @@ class MetricsPort(Protocol):
 
     def observe_event_to_publish(self, seconds: float) -> None: ...
 
+    def resync_correction(self) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
