@@ -87,6 +87,8 @@ def wait_state(probe: MqttProbe, base: str, name: str, **expected: Any) -> dict[
     found: dict[str, Any] = {}
 
     def matches() -> bool:
+        if probe.retained(f"{base}/lights/{name}") is None:
+            return False  # not (yet) on the broker, e.g. right after it restarted
         found.update(light_state(probe, base, name))
         return expected.items() <= found.items()
 

@@ -109,23 +109,20 @@ class Inbox:
             self.respond("refresh", "error", error=str(exc), transaction=txn)
 
     def _light_override(self, light: str, op: str, payload: bytes) -> None:
-        lights = self._svc._lights
-        if lights is None or light not in lights.names():
+        response = self._svc._lights.override(light, payload)
+        if response is None:
             txn = commands.parse_transaction(payload)
             error = f"unknown light {light!r}"
             self.respond(
                 op, "error", error=error, transaction=None if isinstance(txn, commands.Rejected) else txn
             )
             return
-        outs, response = lights.set_override(light, payload)
-        self._svc.open_gate()  # the controller has evaluated every light now
-        self._svc.send_lights(outs)
         ok = response.get("status") == "ok"
         self.respond(
             op,
             "ok" if ok else "error",
             data=response.get("data"),
-            error=response.get("error"),
+            error=_text(response.get("error")),
             transaction=response.get("transaction"),
         )
 
@@ -146,3 +143,13 @@ class Inbox:
 
 def _metric_op(op: str) -> str:
     return "lights" if op.startswith("lights/") else op
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _echo(payload: bytes) -> object:
+    """The transaction to echo in an error response (none when it is too long to echo)."""
+    txn = commands.parse_transaction(payload)
+    return None if isinstance(txn, commands.Rejected) else txn

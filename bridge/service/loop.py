@@ -27,14 +27,12 @@ from bridge.cwa.notices import (
     UserNotice,
     WatchabilityNotice,
 )
-from bridge.errors import BridgeError
 from bridge.http import BoardEntry, HealthReport
-from bridge.lights.controller import LightController, Outgoing
+from bridge.lights.controller import LightController
 from bridge.liveness import Liveness
-from bridge.mqtt.discovery import previous_format
 from bridge.mqtt.topics import Topics
-from bridge.presence import Presence
 from bridge.service import status
+from bridge.service.changes import log_change
 from bridge.service.gate import StartGate
 from bridge.service.inbox import Inbox
 from bridge.service.inputs import (
@@ -47,15 +45,16 @@ from bridge.service.inputs import (
     MqttMessage,
     Received,
 )
+from bridge.service.lights import Lights
+from bridge.service.mirror import Mirror, Session
 from bridge.service.ports import (
     CwaPort,
-    DiscoveryFormat,
     LightSenderPort,
     MetricsPort,
     MqttPort,
     ServiceOptions,
 )
-from bridge.service.projection import Projection, Retained
+from bridge.service.projection import Projection
 from bridge.service.retained import RetainedPublisher
 from bridge.service.status import Snapshot
 from bridge.store import SELF_ID, Entry, PresenceStore, WatchSpec
@@ -65,7 +64,6 @@ log = logging.getLogger(__name__)
 # One pass of the loop handles one input; the longest (a full publish of 10,000 users after a
 # reconnect) takes seconds. Longer than this without a pass, the loop counts as stuck.
 LOOP_STALL_S = 60.0
-SNAPSHOT_MAX_AGE_S = 0.5  # under a steady stream of inputs the HTTP snapshot lags at most this
 Job = Callable[[], None]
 
 
@@ -92,35 +90,40 @@ class Service:
         self._opt = options
         self._view = Projection.of(options)
         self._topics = self._view.topics
-        self._lights = lights
-        self._light_sender = light_sender  # http lights' requests go there
         self._metrics = metrics
         self._clock = clock
         self._monotonic = monotonic
         self._heartbeat = heartbeat
-        self._poll_age = poll_age  # seconds since the data channel last completed a poll
         self._liveness = liveness
         self._beat = liveness.register("service", LOOP_STALL_S) if liveness is not None else None
         self._store = PresenceStore(watch, options.self_uri)
-        self._out = RetainedPublisher(mqtt, metrics)
         self._gate = StartGate(options.start_grace_s, monotonic)
-        self._session = "connecting"
-        self._session_since: datetime | None = clock()
-        self._session_down_at: float | None = monotonic()
-        self._last_error: str | None = None
-        self._pending_removals: set[str] = set()
-        # The discovery format HA holds our entities in (read back from the broker): a different
-        # configured one is migrated to on the first full publish.
-        self._held_format: DiscoveryFormat | None = None
-        self._contacts_known = False
-        self._light_state: dict[str, bytes] = {}
+        self._session = Session("connecting", since=clock(), down_at=monotonic())
+        self._mirror = Mirror(
+            store=self._store,
+            view=self._view,
+            out=RetainedPublisher(mqtt, metrics),
+            gate=self._gate,
+            mqtt=mqtt,
+            session=self._session,
+            light_names=lights.names if lights is not None else tuple,
+        )
+        self._lights = Lights(lights, light_sender, mqtt=mqtt, mirror=self._mirror, gate=self._gate)
         self.inputs = inputs if inputs is not None else Inputs(clock=monotonic)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._inbox = Inbox(self)
-        self.snapshot = Snapshot()
-        self._snapshot_dirty = False
-        self._snapshot_at = 0.0
+        self._status = status.Reporter(
+            store=self._store,
+            session=self._session,
+            mqtt=mqtt,
+            lights=self._lights.state,
+            monotonic=monotonic,
+            grace_s=options.health_grace_s,
+            poll_timeout_s=options.poll_timeout_s,
+            poll_age=poll_age,
+            liveness=liveness,
+        )
 
     # ------------------------------------------------------------------ inputs (any thread)
 
@@ -136,10 +139,6 @@ class Service:
     def on_mqtt_message(self, topic: str, payload: bytes) -> None:
         self.inputs.on_mqtt_message(topic, payload)
 
-    def on_light_result(self, light: str, delivered: bool) -> None:
-        """An http light's sender reports an attempt (from its worker thread)."""
-        self.inputs.on_light_result(light, delivered)
-
     def call(self, job: Job) -> None:
         """Run ``job`` on the loop thread (tests and the app use it to act on the store safely)."""
         self.inputs.call(job)
@@ -153,9 +152,6 @@ class Service:
         if options.discovery:
             subs.append(options.ha_status_topic)
         return subs
-
-    def subscriptions(self) -> list[str]:
-        return self.subscriptions_for(self._opt)
 
     def start(self) -> None:
         self._gate.restart()
@@ -185,7 +181,7 @@ class Service:
         done = threading.Event()
 
         def job() -> None:
-            self._refresh_snapshot()
+            self._status.refresh()
             done.set()
 
         self.inputs.call(job)
@@ -217,27 +213,23 @@ class Service:
             case MqttDisconnected():
                 self._update_snapshot()
             case LightResult(light=light, delivered=delivered):
-                self._light_delivered(light, delivered)
+                self._lights.delivered(light, delivered)
             case Call(job=job):
                 job()
 
     def _wait_s(self) -> float:
         wait = 1.0
-        if self._lights is not None:
-            wakeup = self._lights.next_wakeup()
-            if wakeup is not None:
-                wait = max(0.0, min(wait, (wakeup - self._clock()).total_seconds()))
+        wakeup = self._lights.next_wakeup()
+        if wakeup is not None:
+            wait = max(0.0, min(wait, (wakeup - self._clock()).total_seconds()))
         return wait
 
     def _after_job(self) -> None:
-        if self._snapshot_dirty and (
-            self.inputs.empty() or self._monotonic() - self._snapshot_at >= SNAPSHOT_MAX_AGE_S
-        ):
-            self._refresh_snapshot()
+        self._status.refresh_if_due(idle=self.inputs.empty())
         if self._gate.check(self._store.all_reported):
             self._publish_all()  # users whose name never came: discovery with the URI; lights start
-        elif self._lights is not None and self._gate.open and not self._stop.is_set():
-            self.send_lights(self._lights.on_tick())
+        elif not self._stop.is_set():
+            self._lights.tick()
 
     # ------------------------------------------------------------------ CWA notices
 
@@ -278,8 +270,8 @@ class Service:
                 log.warning("service.unwatchable id=%s uri=%s reason=%s", entry.id, entry.uri, reason)
         entry.watchable = watchable
         entry.unwatchable_reason = None if watchable else (reason or "CWA cannot watch this user")
-        self._publish_entry(entry)
-        self._publish_bridge()
+        self._mirror.publish_entry(entry)
+        self._mirror.publish_bridge()
 
     def _count(self, kind: str) -> None:
         if self._metrics is not None:
@@ -289,228 +281,73 @@ class Service:
         """Record a snapshot and publish what changed; True when the presence changed."""
         before = entry.presence
         self._store.observe(entry, summary, self._clock())
-        changed = _log_change(entry, before)
+        changed = log_change(entry, before)
         if self._gate.read_back:
-            self._publish_entry(entry)
+            self._mirror.publish_entry(entry)
             if self._metrics is not None:
                 self._metrics.observe_event_to_publish(self._monotonic() - received)
-            self._update_lights()
+            self._lights.presence(self._store.presences())
         return changed
 
     def _session_changed(self, state: str, error: str | None) -> None:
-        if state != self._session:
-            self._session = state
-            self._session_since = self._clock()
+        session = self._session
+        if state != session.state:
+            session.state, session.since = state, self._clock()
         if error:
-            self._last_error = error
-        online = state == "online"
-        self._session_down_at = None if online else (self._session_down_at or self._monotonic())
-        self._publish_bridge()
-        if self._gate.read_back:
-            for entry in self._store:
-                self._retain(self._view.availability(entry, self._session == "online"))
+            session.last_error = error
+        session.down_at = None if session.online else (session.down_at or self._monotonic())
+        self._mirror.publish_bridge()
+        self._mirror.publish_availability()
 
     def _contacts_changed(self, contacts: Iterable[tuple[str, str | None]]) -> None:
-        self._contacts_known = True
+        self._mirror.contacts_known = True
         if self._opt.watch_contacts:
             added, gone = self._store.apply_contacts(contacts)
             for ident in added:
                 log.info("service.contact_added id=%s", ident)
             for entry in gone:
-                self._out.clear(self._view.removal_topics(entry.id))
+                self._mirror.remove(entry)
                 log.info("service.contact_removed id=%s", entry.id)
             self._cwa.set_watched(self._store.watched_uris())
-        self._apply_pending_removals()
+        self._mirror.apply_pending_removals()
         self._publish_all()
 
     # ------------------------------------------------------------------ MQTT side
 
     def _handle_connect(self, ha_birth: bool = False) -> None:
         if not self._gate.read_back:
-            self._read_back()
-        self._out.forget()
-        for entry in self._store:
-            entry.discovered_as = None
+            self._mirror.read_back(self._clock())
+        self._mirror.forget()
         lights_were_started = self._gate.open
         self._publish_all()  # may start the lights: their first commands go out then, once
-        if self._lights is not None and lights_were_started:
-            outgoing = self._lights.on_reconnect()
-            if ha_birth:
-                # HA needs the lights' state again, the devices did not lose anything.
-                outgoing = [out for out in outgoing if out.kind == "state"]
-            self.send_lights(outgoing)
+        if lights_were_started:
+            self._lights.reconnected(ha_birth)
         self._update_snapshot()
 
     def ha_birth(self) -> None:
         log.info("service.ha_birth republishing discovery and state")
         self._handle_connect(ha_birth=True)
 
-    def _read_back(self) -> None:
-        """Read the previous run's retained state: clear removed users, keep `last_change`."""
-        t = self._topics
-        try:
-            retained = self._mqtt.read_retained(
-                [t.bridge_devices, t.bridge_discovery, f"{self._opt.base_topic}/+"]
-            )
-        except BridgeError as exc:
-            log.warning("service.readback_failed error=%s", exc)
-            retained = {}
-        self._held_format = previous_format(
-            retained.get(t.bridge_discovery), published_before=t.bridge_devices in retained
-        )
-        self._pending_removals = self._store.load_retained(
-            retained, self._opt.base_topic, t.bridge_devices, self._clock()
-        )
-        self._gate.read_back = True
-        self._apply_pending_removals()
-
-    def _apply_pending_removals(self) -> None:
-        if not self._gate.read_back or (self._opt.watch_contacts and not self._contacts_known):
-            return
-        for ident in sorted(self._pending_removals):
-            if ident not in self._store:
-                log.info("service.removed_user_cleared id=%s", ident)
-                self._out.clear(self._view.removal_topics(ident, self._held_format))
-        self._pending_removals.clear()
-
     def _publish_all(self) -> None:
-        if not self._gate.read_back:
-            return
-        if self._opt.discovery:
-            self._publish_bridge_discovery()
-        self._publish_bridge()  # first: nothing a user's entry holds can keep these from the broker
-        for entry in self._store:
-            try:
-                self._publish_entry(entry)
-            except Exception as exc:  # one bad entry must not stop the others
-                log.error("service.entry_failed id=%s error=%s", entry.id, exc, exc_info=log.isEnabledFor(10))
-        self._update_lights()
-
-    def _publish_bridge_discovery(self) -> None:
-        names = self._lights.names() if self._lights is not None else ()
-        current = self._opt.discovery_format
-        if self._held_format is not None and self._held_format != current:
-            log.info("service.discovery_migrating from=%s to=%s", self._held_format, current)
-            for msg in self._view.discovery_plan(self._held_format, self._store, names):
-                self._retain(msg)
-            for entry in self._store:
-                entry.discovered_as = entry.display_name() or entry.uri
-        else:
-            for msg in self._view.bridge_discovery(names):
-                self._retain(msg)
-            self._retain(self._view.format_message())
-        self._held_format = current
-
-    def _publish_bridge(self) -> None:
-        if not self._gate.read_back:
-            return
-        since, error = self._session_since, self._last_error
-        for msg in self._view.bridge(self._store, session=self._session, since=since, last_error=error):
-            self._retain(msg)
-
-    def _publish_entry(self, entry: Entry) -> None:
-        if not self._gate.read_back:
-            return
-        if self._opt.discovery:
-            self._publish_discovery(entry)
-        for msg in self._view.state(entry):
-            self._retain(msg)
-        self._retain(self._view.availability(entry, self._session == "online"))
-
-    def _publish_discovery(self, entry: Entry) -> None:
-        """Discovery of one user's device, again whenever its display name changes. While the start
-        gate is closed, a user whose name CWA has not told yet waits rather than appear under its URI."""
-        display = entry.display_name()
-        if display is None and not entry.reported and not self._gate.open:
-            return
-        display = display or entry.uri
-        if entry.discovered_as != display:
-            for msg in self._view.user_discovery(entry, display):
-                self._retain(msg)
-            entry.discovered_as = display
-
-    def _retain(self, msg: Retained) -> None:
-        self._out.retain(msg.topic, msg.payload, msg.kind)
+        self._mirror.publish_all()
+        self._lights.presence(self._store.presences())
 
     # ------------------------------------------------------------------ lights
 
-    def _update_lights(self) -> None:
-        if self._lights is not None and self._gate.open:
-            self.send_lights(self._lights.on_presence(self._store.presences()))
+    # ------------------------------------------------------------------ status for HTTP
 
-    def send_lights(self, outgoing: Iterable[Outgoing]) -> None:
-        for out in outgoing:
-            if out.kind == "state":
-                self._light_state[out.light] = out.payload
-                self._out.retain(self._topics.light_state(out.light), out.payload)
-            elif out.kind == "http":
-                if self._light_sender is not None and out.request is not None:
-                    self._light_sender.submit(out.light, out.request)
-            elif out.topic is not None:
-                self._mqtt.publish(out.topic, out.payload, retain=out.retain)
-
-    def _light_delivered(self, light: str, delivered: bool) -> None:
-        if self._lights is not None:
-            self.send_lights(self._lights.delivered(light, delivered))
-            self._update_snapshot()
-
-    def open_gate(self) -> None:
-        """A light override evaluated every light: the lights have started."""
-        self._gate.force()
-
-    # ------------------------------------------------------------------ snapshots for HTTP
+    @property
+    def snapshot(self) -> Snapshot:
+        """What the HTTP endpoint reads: replaced as a whole, safe from any thread."""
+        return self._status.snapshot
 
     def _update_snapshot(self) -> None:
-        """Mark the snapshot stale; the loop rebuilds it when the queue is empty (at least every
-        `SNAPSHOT_MAX_AGE_S`). A rebuild costs O(users): once per notice made a 10,000-user start
-        quadratic (17 ms per notice, bench/RESULTS.md)."""
-        self._snapshot_dirty = True
-
-    def _refresh_snapshot(self) -> None:
-        if not self._snapshot_dirty:
-            return
-        self._snapshot_dirty = False
-        self._snapshot_at = self._monotonic()
-        self.snapshot = status.take_snapshot(
-            self._store,
-            session=self._session,
-            since=self._session_since,
-            last_error=self._last_error,
-            mqtt_connected=self._mqtt.connected,
-            lights=self._light_state,
-        )
+        self._status.mark_stale()
 
     def health(self) -> HealthReport:
         if threading.current_thread() is self._thread:  # a health_check request: see its own inputs
-            self._refresh_snapshot()
-        down_at = self._session_down_at
-        down_for = 0.0 if down_at is None else self._monotonic() - down_at
-        return status.health(
-            self.snapshot,
-            mqtt_ok=self._mqtt.connected,
-            session_down_for=down_for,
-            grace_s=self._opt.health_grace_s,
-            poll_age=self._poll_age() if self._poll_age is not None else None,
-            poll_timeout_s=self._opt.poll_timeout_s,
-            stuck=self._liveness.stuck() if self._liveness is not None else (),
-        )
+            self._status.refresh()
+        return self._status.health()
 
     def board(self) -> list[BoardEntry]:
-        return status.board(self.snapshot)
-
-
-changes = logging.getLogger("bridge.changes")
-
-
-def _log_change(entry: Entry, before: Presence | None) -> bool:
-    """One line per presence change at info (the first report of each user at debug): what an
-    operator reads to see the bridge working (set the ``bridge.changes`` logger to warning to turn
-    it down). True when a known presence changed."""
-    after = entry.presence
-    if after is None or (before is not None and not after.differs_from(before)):
-        return False
-    level = logging.DEBUG if before is None else logging.INFO
-    if changes.isEnabledFor(level):
-        status, activity = after.status.value, after.activity
-        changes.log(level, "presence.changed id=%s status=%s activity=%s", entry.id, status, activity)
-    return before is not None
+        return status.board(self._status.snapshot)
