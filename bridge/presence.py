@@ -38,6 +38,17 @@ SETTABLE_STATUSES: tuple[Status, ...] = (
     Status.OFFLINE,
 )
 
+# Busiest first: which of several users' statuses a status light shows (``priority`` in the config).
+DEFAULT_PRIORITY: tuple[Status, ...] = (
+    Status.DO_NOT_DISTURB,
+    Status.BUSY,
+    Status.BE_RIGHT_BACK,
+    Status.AWAY,
+    Status.AVAILABLE,
+    Status.OFFLINE,
+    Status.UNKNOWN,
+)
+
 # The representative availability CWA expects for a manual user state (cwa-protocol.md §3.3, §6.3).
 REPRESENTATIVE_AVAILABILITY: dict[Status, int] = {
     Status.AVAILABLE: 3500,
@@ -124,10 +135,6 @@ class Note:
     kind: str
     text: str
 
-    @property
-    def is_oof(self) -> bool:
-        return self.kind.strip().lower() == "oof"
-
 
 def select_note(notes: Iterable[Note]) -> tuple[str | None, str | None]:
     """Pick the note to show and its ``note_type`` (``personal`` wins over OOF, §6.6).
@@ -146,7 +153,7 @@ def _read_notes(notes: Iterable[Note]) -> tuple[str | None, str | None, bool]:
         text = note.text
         if not text.strip():
             continue
-        if note.kind.strip().lower() == "oof":  # `Note.is_oof`, inlined
+        if note.kind.strip().lower() == "oof":
             if oof is None:
                 oof = text
         elif personal is None:
@@ -201,13 +208,8 @@ class Presence:
         availability: int | None,
         activity: str | None,
         notes: Iterable[Note] = (),
-        *,
-        oof_notes: bool = False,
     ) -> Presence:
-        """Normalise raw CWA values into a `Presence` without `last_change` (see `advance`).
-
-        ``oof_notes`` lets a caller flag out-of-office from elsewhere (e.g. a calendar OOF).
-        """
+        """Normalise raw CWA values into a `Presence` without `last_change` (see `advance`)."""
         status, idle = status_for(availability)
         token = normalize_activity(activity)
         note, note_type, oof_note = _read_notes(notes)
@@ -221,7 +223,7 @@ class Presence:
             availability,
             note,
             note_type,
-            oof_notes or token == OOF_ACTIVITY or oof_note,
+            token == OOF_ACTIVITY or oof_note,
             None,
         )
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from bridge.config import Settings
+from bridge.config import LightConfig, Settings
 from bridge.cwa.client import CwaClient, CwaClientSettings
 from bridge.cwa.codec import DEFAULT_MAX_BYTES
 from bridge.cwa.iwa import IWA_MISSING, iwa_available
@@ -24,7 +24,7 @@ from bridge.errors import ConfigError
 from bridge.http import HttpServer
 from bridge.lights.controller import LightController
 from bridge.lights.http_sender import HttpLightSender
-from bridge.lights.spec import LightSpec
+from bridge.lights.spec import DEFAULT_TOPIC_PREFIX, LightSpec, ScheduleSpec
 from bridge.liveness import Liveness
 from bridge.metrics import Metrics
 from bridge.mqtt.publisher import MqttPublisher
@@ -135,8 +135,8 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
     )
     lights, light_sender = None, None
     if settings.lights:
-        specs = [LightSpec.from_config(light) for light in settings.lights]
-        lights = LightController(specs, settings.priority, clock=knobs.clock, base_topic=mqtt.base_topic)
+        specs = [light_spec(light) for light in settings.lights]
+        lights = LightController(specs, settings.priority, clock=knobs.clock)
         if any(spec.preset == "http" for spec in specs):
             light_sender = HttpLightSender(
                 specs,
@@ -186,6 +186,38 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         light_sender,
         topics,
         liveness,
+    )
+
+
+def light_spec(cfg: LightConfig) -> LightSpec:
+    """One ``lights[]`` entry of the (validated) config as the lights feature takes it."""
+    when = cfg.schedule
+    schedule = (
+        None if when is None else ScheduleSpec(frozenset(when.days), when.start, when.end, when.timezone)
+    )
+    return LightSpec(
+        name=cfg.name,
+        watch=tuple(cfg.watch),
+        preset=cfg.preset,
+        device=cfg.device,
+        topic=cfg.topic,
+        payload=cfg.payload,
+        off_topic=cfg.off_topic,
+        off_payload=cfg.off_payload,
+        colors=dict(cfg.colors),
+        activity_colors=dict(cfg.activity_colors),
+        schedule=schedule,
+        retain=cfg.retain,
+        brightness=cfg.brightness,
+        topic_prefix=cfg.topic_prefix or DEFAULT_TOPIC_PREFIX,
+        url=cfg.url,
+        method=cfg.method or "POST",
+        body=cfg.body,
+        headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
+        off_url=cfg.off_url,
+        off_body=cfg.off_body,
+        verify_tls=cfg.verify_tls,
+        ca_file=None if cfg.ca_file is None else str(cfg.ca_file),
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from bridge.config import Settings, load_settings
 from bridge.errors import ConfigError
-from bridge.lights.spec import LightSpec
+from bridge.wiring import light_spec
 from tests.support.config import BASE_YAML, PASSWORD_ENV
 
 TOKEN = "t0ken-Zq8-s3cret"  # looks like a secret on purpose: every output is grepped for it
@@ -83,9 +83,9 @@ def test_http_and_zigbee2mqtt_lights_load_with_their_defaults(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(light_yaml(**Z2M, brightness=128).replace("door", "hue", 1))
-    spec = LightSpec.from_config(settings.lights[0])
+    spec = light_spec(settings.lights[0])
     assert (spec.topic_prefix, spec.device, spec.brightness) == ("zigbee2mqtt", "Office Hue", 128)
-    spec = LightSpec.from_config(make_settings(light_yaml(**HTTP)).lights[0])
+    spec = light_spec(make_settings(light_yaml(**HTTP)).lights[0])
     assert (spec.method, spec.verify_tls, spec.ca_file, spec.body, dict(spec.headers)) == (
         "POST",
         True,
@@ -113,6 +113,6 @@ def test_effective_config_hides_header_values_and_url_secrets_and_loads_again(
     again = load_settings(write_config(shown, "again.yaml"), env=PASSWORD_ENV)
     assert again.lights[0].preset == "http"
     # The real values still reach the light.
-    spec = LightSpec.from_config(settings.lights[0])
+    spec = light_spec(settings.lights[0])
     assert dict(spec.headers) == {"Authorization": f"Bearer {TOKEN}"}
     assert TOKEN in (spec.url or "")

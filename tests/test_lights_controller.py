@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bridge.lights.controller import LightController, Outgoing, response_topic, set_topic, state_topic
-from bridge.lights.spec import DEFAULT_PRIORITY, ScheduleSpec
-from bridge.presence import Status
+from bridge.lights.controller import LightController, Outgoing
+from bridge.lights.spec import ScheduleSpec
+from bridge.presence import DEFAULT_PRIORITY, Status
 from tests.support.lights import FakeClock, light, presence
 
 S = Status
@@ -195,12 +195,6 @@ def test_duplicate_light_names_are_rejected(light_clock: FakeClock) -> None:
         LightController([light("door"), light("door")], DEFAULT_PRIORITY, light_clock)
 
 
-def test_topic_helpers() -> None:
-    assert state_topic("cwa2mqtt", "door") == "cwa2mqtt/lights/door"
-    assert set_topic("cwa2mqtt", "door") == "cwa2mqtt/lights/door/set"
-    assert response_topic("cwa2mqtt", "door") == "cwa2mqtt/bridge/response/lights/door/set"
-
-
 def test_light_package_stays_pure() -> None:
     """The light model imports no MQTT, network, threading or clock modules (ARCHITECTURE.md)."""
     import ast
@@ -224,10 +218,10 @@ def test_light_package_stays_pure() -> None:
                 assert not any(name == f or name.startswith(f + ".") for f in forbidden), (path.name, name)
 
 
-def test_base_topic_gives_state_messages_their_topic() -> None:
-    ctl = LightController([light(watch=("bob",))], base_topic="cwa2mqtt")  # default priority, system clock
+def test_defaults_give_a_device_command_and_a_state_for_the_owner_to_place() -> None:
+    ctl = LightController([light(watch=("bob",))])  # default priority, system clock
     out = ctl.on_start()
-    assert [(o.kind, o.topic) for o in out] == [("command", "wled/door"), ("state", "cwa2mqtt/lights/door")]
+    assert [(o.kind, o.topic) for o in out] == [("command", "wled/door"), ("state", None)]
     _, response = ctl.set_override("door", b'{"override": "#FFFFFF", "for_s": 60}')
     wake = ctl.next_wakeup()
     assert wake is not None

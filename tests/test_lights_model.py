@@ -16,8 +16,8 @@ from bridge.lights.model import (
     parse_override,
     status_color,
 )
-from bridge.lights.spec import DEFAULT_PRIORITY, ScheduleSpec
-from bridge.presence import Status
+from bridge.lights.spec import ScheduleSpec
+from bridge.presence import DEFAULT_PRIORITY, Status
 from tests.support.lights import light, presence
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday

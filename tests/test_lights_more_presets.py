@@ -10,8 +10,8 @@ import pytest
 from bridge.lights.controller import LightController
 from bridge.lights.model import LightState
 from bridge.lights.presets import HttpRequest, LightCommand, redact_url, render, render_http, url_origin
-from bridge.lights.spec import DEFAULT_PRIORITY, LightSpec
-from bridge.presence import Status
+from bridge.lights.spec import LightSpec
+from bridge.presence import DEFAULT_PRIORITY, Status
 from tests.support.lights import FakeClock, light, presence
 
 BUSY = LightState("#D50000", Status.BUSY, "in_a_meeting", "bob", False)

@@ -10,6 +10,7 @@ from bridge.lights.model import LightState
 from bridge.lights.presets import LightCommand, render
 from bridge.lights.spec import LightSpec
 from bridge.presence import Status
+from bridge.wiring import light_spec
 from tests.support.lights import light
 
 BUSY = LightState("#D50000", Status.BUSY, "in_a_meeting", "bob", False)
@@ -144,7 +145,7 @@ def test_light_spec_from_the_lights_yaml_config() -> None:
             "schedule": {"days": "mon-fri", "from": "08:00", "to": "18:00", "timezone": "Europe/Berlin"},
         }
     )
-    spec = LightSpec.from_config(cfg)
+    spec = light_spec(cfg)
     assert (spec.name, spec.watch, spec.preset, spec.device, spec.retain) == (
         "office-door",
         ("bob", "carol"),

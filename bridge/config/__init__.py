@@ -52,7 +52,7 @@ from bridge.config.sections import (
     WatchEntry,
 )
 from bridge.config.settings import ENV_PREFIX, REDACTED, Settings
-from bridge.lights.spec import DEFAULT_PRIORITY
+from bridge.presence import DEFAULT_PRIORITY
 
 __all__ = [
     "DAY_NAMES",

@@ -33,8 +33,7 @@ from bridge.config.sections import (
     MqttConfig,
     WatchEntry,
 )
-from bridge.lights.spec import DEFAULT_PRIORITY
-from bridge.presence import ALL_STATUSES, Status
+from bridge.presence import ALL_STATUSES, DEFAULT_PRIORITY, Status
 
 ENV_PREFIX = "CWA2MQTT_"
 REDACTED = "**********"

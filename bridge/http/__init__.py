@@ -10,12 +10,11 @@ probe    `cwa2mqtt health`'s client
 
 from bridge.http.model import BOARD_BRIDGE_KEYS, BoardEntry, HealthReport, dump_json
 from bridge.http.probe import probe
-from bridge.http.server import DEFAULT_HOST, DEFAULT_PORT, HttpServer
+from bridge.http.server import DEFAULT_HOST, HttpServer
 
 __all__ = [
     "BOARD_BRIDGE_KEYS",
     "DEFAULT_HOST",
-    "DEFAULT_PORT",
     "BoardEntry",
     "HealthReport",
     "HttpServer",

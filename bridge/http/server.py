@@ -37,7 +37,6 @@ from bridge.metrics import Metrics
 log = logging.getLogger("bridge.http")
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8099
 THREADS = 4
 CONNECTION_LIMIT = 100
 BACKLOG = 64

@@ -1,7 +1,7 @@
 """Status lights (docs/lights.md): a pure model (`spec`, `schedule`, `model`, `presets`) and a
 `LightController` that returns what to publish. Imports no MQTT, network, threading or time."""
 
-from bridge.lights.controller import LightController, Outgoing, response_topic, set_topic, state_topic
+from bridge.lights.controller import LightController, Outgoing
 from bridge.lights.model import (
     LightState,
     Override,
@@ -14,7 +14,6 @@ from bridge.lights.presets import LightCommand, render
 from bridge.lights.schedule import in_schedule, next_boundary
 from bridge.lights.spec import (
     DEFAULT_PALETTE,
-    DEFAULT_PRIORITY,
     LightSpec,
     ScheduleSpec,
     parse_days,
@@ -22,7 +21,6 @@ from bridge.lights.spec import (
 
 __all__ = [
     "DEFAULT_PALETTE",
-    "DEFAULT_PRIORITY",
     "LightCommand",
     "LightController",
     "LightSpec",
@@ -37,8 +35,5 @@ __all__ = [
     "parse_days",
     "parse_override",
     "render",
-    "response_topic",
-    "set_topic",
-    "state_topic",
     "status_color",
 ]

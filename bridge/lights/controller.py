@@ -36,8 +36,8 @@ from bridge.lights.model import (
 )
 from bridge.lights.presets import HttpRequest, render, render_http
 from bridge.lights.schedule import next_boundary
-from bridge.lights.spec import DEFAULT_PRIORITY, LightSpec
-from bridge.presence import Presence, Status
+from bridge.lights.spec import LightSpec
+from bridge.presence import DEFAULT_PRIORITY, Presence, Status
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,10 @@ class Outgoing:
     """One message to publish.
 
     ``kind`` "command": to the device, ``topic`` is the full topic, ``retain`` = the light's
-    ``retain``. ``kind`` "state": the light's retained state for ``<base>/lights/<name>``; ``topic``
-    is that topic when the controller was given ``base_topic``, else None (build it with
-    `state_topic`). Always retained. ``kind`` "http": ``request`` is the request for an http light
-    (``topic`` None, ``payload`` its body or b""); nothing to publish.
+    ``retain``. ``kind`` "state": the light's retained state for ``<base>/lights/<name>``
+    (``topic`` None: the owner builds it with `Topics.light_state`); always retained. ``kind``
+    "http": ``request`` is the request for an http light (``topic`` None, ``payload`` its body or
+    b""); nothing to publish.
     """
 
     kind: Literal["command", "state", "http"]
@@ -61,33 +61,16 @@ class Outgoing:
     request: HttpRequest | None = None
 
 
-def state_topic(base_topic: str, light: str) -> str:
-    """``<base>/lights/<name>``: the light's retained state (docs/lights.md)."""
-    return f"{base_topic}/lights/{light}"
-
-
-def set_topic(base_topic: str, light: str) -> str:
-    """``<base>/lights/<name>/set``: the override command topic."""
-    return f"{base_topic}/lights/{light}/set"
-
-
-def response_topic(base_topic: str, light: str) -> str:
-    """``<base>/bridge/response/lights/<name>/set``: where `set_override`'s response goes."""
-    return f"{base_topic}/bridge/response/lights/{light}/set"
-
-
 class LightController:
     def __init__(
         self,
         specs: Sequence[LightSpec],
         priority: Sequence[Status] = DEFAULT_PRIORITY,
         clock: Callable[[], datetime] | None = None,
-        *,
-        base_topic: str | None = None,
     ) -> None:
         """``priority``: earlier = busier. ``clock``: timezone-aware now (default: the system clock in
-        UTC; tests inject one). ``base_topic``: when given, state messages carry their full topic
-        ``state_topic(base_topic, name)``; without it their ``topic`` is None.
+        UTC; tests inject one). State messages carry no topic: the owner publishes them at
+        ``Topics.light_state(name)``.
         """
         names = [spec.name for spec in specs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -96,7 +79,6 @@ class LightController:
         self._specs = {spec.name: spec for spec in specs}
         self._priority = tuple(Status(s) for s in priority)
         self._clock = clock if clock is not None else _system_clock
-        self._base_topic = base_topic
         self._presences: dict[str, Presence | None] = {}
         self._overrides: dict[str, Override] = {}
         self._shown: dict[str, LightState] = {}  # what each light was last told to show
@@ -213,8 +195,7 @@ class LightController:
         if not force and self._published.get(name) == payload:
             return []
         self._published[name] = payload
-        topic = None if self._base_topic is None else state_topic(self._base_topic, name)
-        return [Outgoing("state", name, topic, payload, True)]
+        return [Outgoing("state", name, None, payload, True)]
 
 
 def _system_clock() -> datetime:

@@ -41,10 +41,6 @@ class LightState:
     because: str | None
     scheduled_off: bool
 
-    @property
-    def is_on(self) -> bool:
-        return self.color is not None
-
 
 @dataclass(frozen=True, slots=True)
 class Override:

@@ -12,12 +12,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from bridge.presence import Status, normalize_activity
-
-if TYPE_CHECKING:  # read-only use of the config model; the light package never needs pydantic
-    from bridge.config import LightConfig, ScheduleConfig
 
 Preset = Literal["wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw"]
 PRESETS: tuple[Preset, ...] = ("wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw")
@@ -38,15 +35,6 @@ DEFAULT_PALETTE: Mapping[Status, str] = MappingProxyType(
 OFF_STATUSES: frozenset[Status] = frozenset({Status.OFFLINE, Status.UNKNOWN})
 
 # Earlier = busier (the `priority` setting).
-DEFAULT_PRIORITY: tuple[Status, ...] = (
-    Status.DO_NOT_DISTURB,
-    Status.BUSY,
-    Status.BE_RIGHT_BACK,
-    Status.AWAY,
-    Status.AVAILABLE,
-    Status.OFFLINE,
-    Status.UNKNOWN,
-)
 
 _COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 _NAME = re.compile(r"[a-z0-9_-]+")
@@ -116,11 +104,6 @@ class ScheduleSpec:
         # A tz-aware time would make the wall-clock arithmetic ambiguous; the zone is `tz`.
         object.__setattr__(self, "start", self.start.replace(tzinfo=None, fold=0))
         object.__setattr__(self, "end", self.end.replace(tzinfo=None, fold=0))
-
-    @classmethod
-    def from_config(cls, cfg: ScheduleConfig) -> ScheduleSpec:
-        """From ``lights[].schedule`` of `bridge.config` (already validated there)."""
-        return cls(days=frozenset(cfg.days), start=cfg.start, end=cfg.end, tz=cfg.timezone)
 
 
 @dataclass(frozen=True)
@@ -194,34 +177,6 @@ class LightSpec:
             activity_colors[token] = normalize_color(value)
         object.__setattr__(self, "colors", MappingProxyType(colors))
         object.__setattr__(self, "activity_colors", MappingProxyType(activity_colors))
-
-    @classmethod
-    def from_config(cls, cfg: LightConfig) -> LightSpec:
-        """From one ``lights[]`` entry of `bridge.config` (already validated there)."""
-        return cls(
-            name=cfg.name,
-            watch=tuple(cfg.watch),
-            preset=cfg.preset,
-            device=cfg.device,
-            topic=cfg.topic,
-            payload=cfg.payload,
-            off_topic=cfg.off_topic,
-            off_payload=cfg.off_payload,
-            colors=dict(cfg.colors),
-            activity_colors=dict(cfg.activity_colors),
-            schedule=None if cfg.schedule is None else ScheduleSpec.from_config(cfg.schedule),
-            retain=cfg.retain,
-            brightness=cfg.brightness,
-            topic_prefix=cfg.topic_prefix or DEFAULT_TOPIC_PREFIX,
-            url=cfg.url,
-            method=cfg.method or "POST",
-            body=cfg.body,
-            headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
-            off_url=cfg.off_url,
-            off_body=cfg.off_body,
-            verify_tls=cfg.verify_tls,
-            ca_file=None if cfg.ca_file is None else str(cfg.ca_file),
-        )
 
     def palette(self) -> Mapping[Status, str]:
         """The default palette with this light's overrides.
