@@ -345,13 +345,17 @@ BAD_CONFIGS: list[tuple[str, dict[str, str], str]] = [
     ("watch_contacts: maybe\n", {}, "watch_contacts: must be true or false"),
     ("cwa2: 1\n", {}, "cwa2: unknown key (did you mean 'cwa'?)"),
     ("  - sip:bob@example.org\n", {}, "watch[2].uri: sip:bob@example.org is already watched (watch[0])"),
-    ("", {"CWA2MQTT_CWA__URL": "ftp://x"}, "cwa.url: must be an http:// or https:// URL with a host"),
-    ("", {"CWA2MQTT_CWA__TIMEOUT_S": "0"}, "cwa.timeout_s: must be greater than 0"),
-    ("", {"CWA2MQTT_MQTT__QOS": "five"}, "mqtt.qos: must be a whole number"),
+    (
+        "",
+        {"CWA2MQTT_CWA__URL": "ftp://x"},
+        "CWA2MQTT_CWA__URL: must be an http:// or https:// URL with a host",
+    ),
+    ("", {"CWA2MQTT_CWA__TIMEOUT_S": "0"}, "CWA2MQTT_CWA__TIMEOUT_S: must be greater than 0"),
+    ("", {"CWA2MQTT_MQTT__QOS": "five"}, "CWA2MQTT_MQTT__QOS: must be a whole number"),
     (
         "",
         {"CWA2MQTT_CWA__PASSWORD": "", "CWA2MQTT_CWA__PASSWORD_FILE": "/nonexistent/pw"},
-        "cwa.password_file: cannot read /nonexistent/pw: FileNotFoundError",
+        "CWA2MQTT_CWA__PASSWORD_FILE: cannot read /nonexistent/pw: No such file or directory",
     ),
 ]
 

@@ -23,6 +23,7 @@ from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
+from bridge.config.errors import why
 from bridge.errors import ConfigError
 
 
@@ -119,7 +120,7 @@ def read_document(file: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError([f"{file}: config file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{file}: cannot read the config file ({type(exc).__name__})"]) from None
+        raise ConfigError([f"{file}: cannot read the config file ({why(exc)})"]) from None
     try:
         document = _parse(text)
     except yaml.MarkedYAMLError as exc:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from bridge.config.crosscheck import RAW_ONLY, preset_problems
 from bridge.config.errors import Problems
 from bridge.config.parsers import DAY_NAMES, ID_PATTERN, check_topic, parse_color, parse_days, parse_hhmm
 from bridge.config.sections import SectionModel
@@ -118,19 +119,8 @@ class LightConfig(SectionModel):
 
     @model_validator(mode="after")
     def _preset(self) -> LightConfig:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        if self.preset == "raw":
-            missing = [key for key in ("topic", "payload") if getattr(self, key) is None]
-            problems += [((key,), "required for preset raw") for key in missing]
-            if self.device is not None:
-                problems.append((("device",), "not used by preset raw (set topic and payload)"))
-        else:
-            if self.device is None:
-                problems.append((("device",), f"required for preset {self.preset}"))
-            for key in ("topic", "payload", "off_topic", "off_payload"):
-                if getattr(self, key) is not None:
-                    problems.append(((key,), f"only for preset raw, not {self.preset}"))
-        if problems:
+        given = {key: getattr(self, key) is not None for key in ("device", *RAW_ONLY)}
+        if problems := preset_problems(self.preset, given):
             raise Problems(problems)
         return self
 
