@@ -1,8 +1,9 @@
-"""The ``cwa2mqtt`` command line (interface.md §2).
+"""The ``cwa2mqtt`` command line: run, check-config, demo, simulate, health.
 
 Exit codes: 0 ok, 1 unexpected error (or unhealthy), 2 usage error, 77 credentials rejected
 (from ``bridge.app.run``), 78 bad configuration. No command prints a traceback: an unexpected
-exception becomes one log line naming its type (never its message, which might hold a secret).
+exception becomes one log line with its message and type (registered secrets are redacted by the
+log handler; the project's own exceptions never carry one).
 The heavy parts (``bridge.app``, ``bridge.demo``, ``bridge.simulator``) are imported only by the
 command that needs them, so ``check-config`` and ``health`` start fast and work on their own.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from bridge import __version__
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
 
 log = logging.getLogger("bridge.cli")
 
@@ -148,10 +150,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK  # Ctrl-C is the normal way to stop an interactive command
     except Exception as exc:
         _ensure_logging()
-        # Not log.exception: the message may carry a secret; the traceback is for debug only.
-        log.error("cli.crashed command=%s error=%s", args.command, type(exc).__name__)
+        # What failed and why, in one line. Not log.exception: the traceback is for debug only.
+        # The handler redacts every registered secret (passwords, tickets) from the reason.
+        event = "cli.failed" if isinstance(exc, BridgeError) else "cli.crashed"  # foreseen or not
+        log.error("%s command=%s reason=%s type=%s", event, args.command, reason(exc), type(exc).__name__)
         log.debug("cli.crashed.traceback", exc_info=True)
         return EXIT_FAILURE
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's message as one quoted log value; its cause's when it has none of its own."""
+    seen: BaseException | None = exc
+    text = ""
+    while seen is not None and not text:
+        text = " ".join(str(seen).split())
+        seen = seen.__cause__
+    return json.dumps(text or "no detail given", ensure_ascii=False)
 
 
 def _ensure_logging() -> None:

@@ -235,7 +235,8 @@ def test_unexpected_error_is_one_line_without_secrets(
     assert CWA_PASSWORD not in err
     assert "Traceback" not in err
     [line] = err.splitlines()
-    assert line.endswith("ERROR cli.crashed command=run error=RuntimeError")
+    # What failed and why, the secret redacted; the class only as an extra.
+    assert line.endswith('ERROR cli.crashed command=run reason="leaky **********" type=RuntimeError')
 
 
 def test_demo_and_simulate_are_handed_their_options(monkeypatch: pytest.MonkeyPatch) -> None:
