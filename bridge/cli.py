@@ -14,11 +14,17 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bridge import __version__
 from bridge.errors import BridgeError, ConfigError
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
+    from bridge.config.advice import Advice
 
 log = logging.getLogger("bridge.cli")
 
@@ -197,12 +203,20 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
         _print_problems(ConfigError([IWA_MISSING]))
         return EXIT_CONFIG
-    for warning in settings.config_warnings():
-        print(f"cwa2mqtt: warning: {warning}", file=sys.stderr)
+    for advice in _advice(settings, args.config):
+        text = advice.detail if advice.event == "config.warning" else advice.line
+        print(f"cwa2mqtt: warning: {text}", file=sys.stderr)
     for line in _auth_explanation(settings.cwa.auth, iwa_ok):
         print(f"cwa2mqtt: {line}", file=sys.stderr)
     sys.stdout.write(settings.redacted_yaml())
     return EXIT_OK
+
+
+def _advice(settings: Settings, config: str | None) -> list[Advice]:
+    from bridge.config import find_config_file  # noqa: PLC0415
+    from bridge.config.advice import startup_advice  # noqa: PLC0415
+
+    return startup_advice(settings, find_config_file(config, os.environ))
 
 
 def _iwa_available() -> bool:
@@ -237,8 +251,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if settings.mqtt.password is not None:
         register_secret(settings.mqtt.password.get_secret_value())
     setup_logging(settings.log.level, settings.log.format)
-    for warning in settings.config_warnings():
-        log.warning("config.warning %s", warning)
+    for advice in _advice(settings, args.config):
+        log.warning("%s", advice.line)
     app = importlib.import_module("bridge.app")  # heavy: loaded only when the bridge really runs
     return int(app.run(settings))
 

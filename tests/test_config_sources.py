@@ -1,17 +1,20 @@
 """Where the configuration comes from, as `cwa2mqtt check-config` shows it: the user's variables,
-the user's file, the packaging defaults file, the built-in defaults; and what it says when no
-file was found."""
+the user's file, the packaging defaults file, the built-in defaults; what it says when no file
+was found; and the warnings about a valid configuration (secrets others can read, plain http)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.bridge import BridgeProcess
+from bridge.simulator import Simulator
+from tests.support.bridge import USERS, BridgeProcess, config_dict, write_config
 from tests.support.config import BASE_YAML, PASSWORD_ENV
+from tests.support.mqtt import Broker
 
 pytestmark = pytest.mark.integration
 RunBridge = Callable[..., BridgeProcess]
@@ -90,3 +93,49 @@ def test_without_a_file_it_says_so_and_where_it_looked(run_bridge: RunBridge, tm
         "  CWA2MQTT_CWA__URI: not a SIP URI (expected sip:user@domain)",
         "  CWA2MQTT_MQTT__URLL: unknown environment variable (did you mean CWA2MQTT_MQTT__URL?)",
     ]
+
+
+def test_secrets_others_can_read_and_plain_http_sign_in_are_warned_about(
+    run_bridge: RunBridge, tmp_path: Path
+) -> None:
+    password_file = tmp_path / "cwa_password"
+    password_file.write_text("Zq8-cwa-pa55word!\n")
+    password_file.chmod(0o640)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "cwa:\n  url: http://cwa.example.org\n  username: EXAMPLE\\alice\n  uri: sip:alice@example.org\n"
+        f"  password_file: {password_file}\nmqtt:\n  password: 'Mq7-broker-s3cret?'\n"
+    )
+    config.chmod(0o644)
+    code, out = check_config(run_bridge, "-c", str(config), env={})
+    assert code == 0, out
+    reason = "holds a secret and is readable by group or others; chmod 600"
+    assert [line for line in out.splitlines() if line.startswith("cwa2mqtt: warning:")] == [
+        f'cwa2mqtt: warning: config.insecure_permissions path={password_file} mode=0640 reason="{reason} '
+        f'{password_file}"',
+        f'cwa2mqtt: warning: config.insecure_permissions path={config} mode=0644 reason="{reason} {config}"',
+        'cwa2mqtt: warning: config.plain_http_sign_in url=http://cwa.example.org reason="forms sign-in sends '
+        'cwa.password in clear over http://; use https://"',
+    ]
+    password_file.chmod(0o600)
+    config.chmod(0o600)
+    code, out = check_config(run_bridge, "-c", str(config), env={})
+    assert code == 0, out
+    assert [line for line in out.splitlines() if "insecure_permissions" in line] == []
+
+
+def test_run_warns_at_start_about_a_config_file_others_can_read(
+    make_simulator: Callable[..., Simulator], mosquitto: Broker, run_bridge: RunBridge, tmp_path: Path
+) -> None:
+    sim = make_simulator(users=list(USERS), poll_wait_ms=50)
+    config = write_config(tmp_path / "config.yaml", config_dict(sim, mosquitto.url, "advice"))
+    config.chmod(0o604)
+    bridge = run_bridge("run", "-c", str(config))
+    bridge.wait_output("bridge.ready")
+    assert (
+        f'WARNING config.insecure_permissions path={config} mode=0604 reason="holds a secret and is readable '
+        f'by group or others; chmod 600 {config}"'
+    ) in bridge.output()
+    assert "config.plain_http_sign_in" not in bridge.output()  # the simulator is on this machine
+    bridge.signal(signal.SIGTERM)
+    assert bridge.wait(20) == 0
