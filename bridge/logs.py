@@ -27,6 +27,9 @@ _CHATTY = ("httpx", "httpcore", "amqtt", "transitions")
 # prints every response's headers, CWA-Ticket included (test_security greps a debug run for it).
 # Never below WARNING.
 _SECRET_BEARING = ("spnego", "httpcore")
+# Libraries whose INFO lines ("HTTP Request: POST ...") do not start with an event name; what
+# they say, the bridge logs itself as events. Never below WARNING either.
+_NOT_EVENTS = ("httpx",)
 
 _secrets: dict[str, None] = {}
 _secrets_lock = threading.Lock()
@@ -145,6 +148,6 @@ def setup_logging(
         logging.getLogger(name).setLevel(
             max(numeric, logging.WARNING) if numeric > logging.DEBUG else numeric
         )
-    for name in _SECRET_BEARING:
+    for name in (*_SECRET_BEARING, *_NOT_EVENTS):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     return handler
