@@ -277,7 +277,8 @@ def _cmd_health(args: argparse.Namespace) -> int:
     try:
         response = httpx.get(url, timeout=HEALTH_TIMEOUT_S)
     except httpx.HTTPError as exc:
-        print(f"unhealthy: {url} unreachable ({type(exc).__name__})", file=sys.stderr)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"unhealthy: {url} unreachable ({detail})", file=sys.stderr)
         return EXIT_FAILURE
     body = " ".join(response.text.split())[:200]
     if response.status_code == 200:

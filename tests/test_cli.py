@@ -318,4 +318,7 @@ def test_health_of_nothing_listening(tmp_path: Path) -> None:
     result = cli("health", "--url", f"http://127.0.0.1:{port}", cwd=tmp_path)
     assert_clean(result)
     assert result.returncode == 1
-    assert result.stderr == f"unhealthy: http://127.0.0.1:{port}/healthz unreachable (ConnectError)\n"
+    assert (
+        result.stderr
+        == f"unhealthy: http://127.0.0.1:{port}/healthz unreachable ([Errno 111] Connection refused)\n"
+    )
