@@ -338,6 +338,11 @@ def test_empty_file_means_everything_is_required(write_config: WriteConfig) -> N
         ("just text\n", "config.yaml: the top level must be a mapping of keys, not a string"),
         ("log: {}\nlog: {}\n", "config.yaml:2:1: YAML syntax error: duplicate key 'log'"),
         (
+            "cwa: \x00x\n",
+            "config.yaml: YAML error: unacceptable character #x0000: special characters are not allowed in "
+            '"<unicode string>", position 5',
+        ),
+        (
             "\t cwa: x\n",
             "config.yaml:1:1: YAML syntax error: found character '\\t' that cannot start any token",
         ),

@@ -128,7 +128,7 @@ def read_document(file: Path) -> dict[str, Any]:
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
         raise ConfigError([f"{where}: YAML syntax error: {exc.problem or exc.context}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{file}: YAML error ({type(exc).__name__})"]) from None
+        raise ConfigError([f"{file}: YAML error: {' '.join(str(exc).split())}"]) from None
     except RecursionError:
         raise ConfigError([f"{file}: YAML nested too deeply"]) from None
     if document is None:

@@ -50,7 +50,7 @@ def load_users_file(path: str) -> list[SimUser]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
         raise ConfigError([f"{where}: YAML syntax error: {exc.problem or exc.context}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: YAML error ({type(exc).__name__})"]) from None
+        raise ConfigError([f"{path}: YAML error: {' '.join(str(exc).split())}"]) from None
     if not isinstance(data, list):
         raise ConfigError([f"{path}: expected a YAML list of users, each with at least a uri"])
     problems: list[str] = []
