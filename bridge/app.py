@@ -46,9 +46,10 @@ class Bridge:
         backoff_scale: float = 1.0,
         health_grace_s: float | None = None,
         clock: Callable[[], datetime] | None = None,
+        ha_node: str = "cwa2mqtt",
     ) -> None:
         self.settings = settings  # kept for the benches; only `bridge.wiring` reads it
-        parts = build(settings, Knobs(backoff_scale, health_grace_s, clock))
+        parts = build(settings, Knobs(backoff_scale, health_grace_s, clock, ha_node))
         self.parts = parts
         self.metrics = parts.metrics
         self.notifier = parts.notifier
@@ -101,20 +102,32 @@ class Bridge:
         except (CwaError, CwaProtocolError) as exc:
             # A service that runs for years must not depend on CWA being up when it boots:
             # bridge MQTT now (bridge/cwa stays offline) and keep signing in with back-off.
-            log.warning("cwa.unreachable_at_start error=%s; retrying in the background", exc)
-            self._starter = threading.Thread(target=self._start_cwa_later, name="cwa-start", daemon=True)
+            self._starter = threading.Thread(
+                target=self._start_cwa_later, args=(exc,), name="cwa-start", daemon=True
+            )
             self._starter.start()
         if self.light_sender is not None:
             self.light_sender.start()
         self.service.start()
         self.publisher.start()
 
-    def _start_cwa_later(self) -> None:
-        """Retry the first sign-in with capped, jittered back-off until it works or is refused."""
+    def _start_cwa_later(self, first: CwaError | CwaProtocolError) -> None:
+        """Retry the first sign-in with capped, jittered back-off until it works or is refused:
+        one warning per failed attempt, naming the server, the attempt and the wait before the next."""
         policy = BackoffPolicy(1.0 * self._backoff_scale, 60.0 * self._backoff_scale)
         rng = random.Random()  # noqa: S311 - jitter, not crypto
-        attempt = 1
-        while not self._stopping.wait(policy.delay(attempt, rng)):
+        attempt, error = 1, first
+        while True:
+            delay = policy.delay(attempt, rng)
+            log.warning(
+                "cwa.unreachable host=%s attempt=%d retry_in_s=%.1f reason=%s",
+                self.parts.cwa_host,
+                attempt,
+                delay,
+                error,
+            )
+            if self._stopping.wait(delay):
+                return
             try:
                 self.client.start()
             except AuthRejected as exc:
@@ -122,10 +135,9 @@ class Bridge:
                 self.fatal_exit = EXIT_AUTH
                 return
             except (CwaError, CwaProtocolError) as exc:
-                attempt += 1
-                log.warning("cwa.start_retry_failed error=%s retry_in_max=%.0fs", exc, policy.cap(attempt))
+                attempt, error = attempt + 1, exc
             else:
-                log.info("cwa.started_after_retry")
+                log.info("cwa.started_after_retry attempts=%d", attempt + 1)
                 return
 
     def wait_ready(self, timeout: float) -> bool:

@@ -1,8 +1,9 @@
-"""The ``cwa2mqtt`` command line (interface.md §2).
+"""The ``cwa2mqtt`` command line: run, check-config, demo, simulate, health.
 
 Exit codes: 0 ok, 1 unexpected error (or unhealthy), 2 usage error, 77 credentials rejected
 (from ``bridge.app.run``), 78 bad configuration. No command prints a traceback: an unexpected
-exception becomes one log line naming its type (never its message, which might hold a secret).
+exception becomes one log line with its message and type (registered secrets are redacted by the
+log handler; the project's own exceptions never carry one).
 The heavy parts (``bridge.app``, ``bridge.demo``, ``bridge.simulator``) are imported only by the
 command that needs them, so ``check-config`` and ``health`` start fast and work on their own.
 """
@@ -11,12 +12,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bridge import __version__
-from bridge.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, ConfigError
+from bridge.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, BridgeError, ConfigError
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
+    from bridge.config.advice import Advice
 
 log = logging.getLogger("bridge.cli")
 
@@ -144,10 +152,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK  # Ctrl-C is the normal way to stop an interactive command
     except Exception as exc:
         _ensure_logging()
-        # Not log.exception: the message may carry a secret; the traceback is for debug only.
-        log.error("cli.crashed command=%s error=%s", args.command, type(exc).__name__)
+        # What failed and why, in one line. Not log.exception: the traceback is for debug only.
+        # The handler redacts every registered secret (passwords, tickets) from the reason.
+        event = "cli.failed" if isinstance(exc, BridgeError) else "cli.crashed"  # foreseen or not
+        log.error("%s command=%s reason=%s type=%s", event, args.command, reason(exc), type(exc).__name__)
         log.debug("cli.crashed.traceback", exc_info=True)
         return EXIT_FAILURE
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's message as one quoted log value; its cause's when it has none of its own."""
+    seen: BaseException | None = exc
+    text = ""
+    while seen is not None and not text:
+        text = " ".join(str(seen).split())
+        seen = seen.__cause__
+    return json.dumps(text or "no detail given", ensure_ascii=False)
 
 
 def _ensure_logging() -> None:
@@ -179,12 +199,20 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
         _print_problems(ConfigError([IWA_MISSING]))
         return EXIT_CONFIG
-    for warning in settings.config_warnings():
-        print(f"cwa2mqtt: warning: {warning}", file=sys.stderr)
+    for advice in _advice(settings, args.config):
+        text = advice.detail if advice.event == "config.warning" else advice.line
+        print(f"cwa2mqtt: warning: {text}", file=sys.stderr)
     for line in _auth_explanation(settings.cwa.auth, iwa_ok):
         print(f"cwa2mqtt: {line}", file=sys.stderr)
     sys.stdout.write(settings.redacted_yaml())
     return EXIT_OK
+
+
+def _advice(settings: Settings, config: str | None) -> list[Advice]:
+    from bridge.config import find_config_file  # noqa: PLC0415
+    from bridge.config.advice import startup_advice  # noqa: PLC0415
+
+    return startup_advice(settings, find_config_file(config, os.environ))
 
 
 def _iwa_available() -> bool:
@@ -221,8 +249,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if settings.http.token is not None:
         register_secret(settings.http.token.get_secret_value())
     setup_logging(settings.log.level, settings.log.format)
-    for warning in settings.config_warnings():
-        log.warning("config.warning %s", warning)
+    for advice in _advice(settings, args.config):
+        log.warning("%s", advice.line)
     app = importlib.import_module("bridge.app")  # heavy: loaded only when the bridge really runs
     return int(app.run(settings))
 
@@ -247,7 +275,8 @@ def _cmd_health(args: argparse.Namespace) -> int:
     try:
         response = httpx.get(url, timeout=HEALTH_TIMEOUT_S)
     except httpx.HTTPError as exc:
-        print(f"unhealthy: {url} unreachable ({type(exc).__name__})", file=sys.stderr)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"unhealthy: {url} unreachable ({detail})", file=sys.stderr)
         return EXIT_FAILURE
     body = " ".join(response.text.split())[:200]
     if response.status_code == 200:

@@ -27,6 +27,10 @@ from bridge.simulator import DEMO_PASSWORD, DEMO_URI, DEMO_USERNAME, SimOptions,
 log = logging.getLogger(__name__)
 
 DEFAULT_HTTP = "127.0.0.1:8099"
+# On someone's own broker (--mqtt-url) the demo must not touch a real installation's retained
+# topics, which live under the default base topic "cwa2mqtt".
+EXTERNAL_BASE_TOPIC = "cwa2mqtt-demo"
+EMBEDDED_BASE_TOPIC = "cwa2mqtt"
 
 
 def _free_http_listen(wanted: str | None) -> str:
@@ -44,8 +48,10 @@ def _free_http_listen(wanted: str | None) -> str:
     return DEFAULT_HTTP
 
 
-def demo_config(sim: Simulator, mqtt_url: str, http_listen: str) -> dict[str, object]:
-    """The config a user would write for the demo scenario (also printed with --print-config)."""
+def demo_config(
+    sim: Simulator, mqtt_url: str, http_listen: str, base_topic: str = EMBEDDED_BASE_TOPIC
+) -> dict[str, object]:
+    """The config a user would write for the demo scenario."""
     colleagues = [u for u in sim.user_uris() if u.lower() != DEMO_URI]
     return {
         "cwa": {
@@ -55,7 +61,7 @@ def demo_config(sim: Simulator, mqtt_url: str, http_listen: str) -> dict[str, ob
             "uri": DEMO_URI,
         },
         "watch": colleagues,
-        "mqtt": {"url": mqtt_url, "client_id": "cwa2mqtt-demo"},
+        "mqtt": {"url": mqtt_url, "client_id": "cwa2mqtt-demo", "base_topic": base_topic},
         "http": {"listen": http_listen},
         "log": {"level": "warning"},
     }
@@ -74,24 +80,30 @@ def main(args: argparse.Namespace) -> int:
     try:
         sim.start()
         mqtt_url = args.mqtt_url
+        base = EXTERNAL_BASE_TOPIC if mqtt_url else EMBEDDED_BASE_TOPIC
         if not mqtt_url:
             broker = EmbeddedBroker()
             broker.start()
             mqtt_url = broker.url
-        config = demo_config(sim, mqtt_url, _free_http_listen(getattr(args, "http_listen", None)))
+        config = demo_config(sim, mqtt_url, _free_http_listen(getattr(args, "http_listen", None)), base)
         with tempfile.TemporaryDirectory(prefix="cwa2mqtt-demo-") as tmp:
             path = Path(tmp) / "demo.yaml"
             path.write_text(yaml.safe_dump(config))
             settings = load_settings(path, env={})
-        bridge = Bridge(settings)
+        # On a real broker the demo's Home Assistant entities get ids of their own too, so they can
+        # never replace a real installation's (cwa2mqtt_demo_bob_status, not cwa2mqtt_bob_status).
+        bridge = Bridge(settings, ha_node="cwa2mqtt_demo" if args.mqtt_url else "cwa2mqtt")
         bridge.start()
         board = bridge.http.url if bridge.http is not None else "(disabled)"
+        which = "the embedded MQTT broker" if broker is not None else "your MQTT broker"
         print(
-            "cwa2mqtt demo: a simulated CWA server, an MQTT broker and the bridge are running.\n"
+            f"cwa2mqtt demo: a simulated CWA server, {which} and the bridge are running.\n"
             f"  presence board   {board}/\n"
-            f"  MQTT broker      {mqtt_url}   (try: mosquitto_sub -L '{mqtt_url}/cwa2mqtt/#' -v)\n"
-            f"  CWA simulator    {sim.url}   (control API {sim.control_url})\n"
-            f"  set your status  publish 'busy' to cwa2mqtt/self/set/status\n"
+            f"  MQTT broker      {mqtt_url}   (try: mosquitto_sub -L '{mqtt_url}/{base}/#' -v)\n"
+            f"  base topic       {base}/"
+            + ("   (not cwa2mqtt/: a real bridge's topics stay untouched)\n" if broker is None else "\n")
+            + f"  CWA simulator    {sim.url}   (control API {sim.control_url})\n"
+            f"  set your status  publish 'busy' to {base}/self/set/status\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

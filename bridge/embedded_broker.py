@@ -11,6 +11,11 @@ drops without DISCONNECT); everything lives in memory and is gone after `stop`. 
 anonymous authentication: amqtt's defaults add packet/event loggers and ``$SYS`` topics, which a
 demo does not need. amqtt is an optional dependency (``cwa2mqtt[demo]``); it is imported on
 `start`, so importing this module never fails.
+
+One amqtt bug is worked around (`_filtered`): amqtt 0.12 sends a client that connects the
+retained messages matching *every* client's subscriptions, before it has subscribed to anything
+(a subscriber to ``nothing/here`` got the bridge's ``cwa2mqtt/...`` state). Here a client gets a
+retained message only for a filter it subscribed to itself, matched by `topic_matches`.
 """
 
 from __future__ import annotations
@@ -188,7 +193,41 @@ def _import_amqtt() -> Any:
             from amqtt.broker import Broker  # noqa: PLC0415  # optional dependency, only for the demo
     except ImportError as exc:
         raise BridgeError(MISSING_AMQTT) from exc
-    return Broker
+    return _filtered(Broker)
+
+
+def topic_matches(topic: str, topic_filter: str) -> bool:
+    """MQTT 3.1.1 topic matching: ``+`` one level, ``#`` the rest (the parent level included), and a
+    ``$`` topic never matched by a wildcard in the first level."""
+    if topic.startswith("$") and topic_filter.startswith(("+", "#")):
+        return False
+    levels = topic.split("/")
+    parts = topic_filter.split("/")
+    for index, part in enumerate(parts):
+        if part == "#":
+            return index == len(parts) - 1
+        if index >= len(levels) or part not in ("+", levels[index]):
+            return False
+    return len(parts) == len(levels)
+
+
+def _filtered(broker_class: Any) -> Any:
+    """`broker_class` delivering retained messages only for the client's own subscriptions."""
+
+    class FilteredBroker(broker_class):  # type: ignore[misc]
+        def _matches(self, topic: str, a_filter: str) -> bool:
+            return topic_matches(topic, a_filter)
+
+        async def _publish_retained_messages_for_subscription(
+            self, subscription: tuple[str, int], session: Any
+        ) -> None:
+            # Called with each filter of the broker-wide table when a client connects; the client
+            # has subscribed to that filter itself only if it is listed under it.
+            subscribers = getattr(self, "_subscriptions", {}).get(subscription[0], ())
+            if any(other.client_id == session.client_id for other, _ in subscribers):
+                await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    return FilteredBroker
 
 
 def _quiet_amqtt_logging() -> None:

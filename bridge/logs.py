@@ -28,6 +28,9 @@ _CHATTY = ("httpx", "httpcore", "amqtt", "transitions")
 # prints every response's headers, CWA-Ticket included (test_security greps a debug run for it).
 # Never below WARNING.
 _SECRET_BEARING = ("spnego", "httpcore")
+# Libraries whose INFO lines ("HTTP Request: POST ...") do not start with an event name; what
+# they say, the bridge logs itself as events. Never below WARNING either.
+_NOT_EVENTS = ("httpx",)
 
 _fixed: set[str] = set()
 _rotating: dict[str, None] = {}  # oldest first
@@ -160,6 +163,6 @@ def setup_logging(
         logging.getLogger(name).setLevel(
             max(numeric, logging.WARNING) if numeric > logging.DEBUG else numeric
         )
-    for name in _SECRET_BEARING:
+    for name in (*_SECRET_BEARING, *_NOT_EVENTS):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     return handler

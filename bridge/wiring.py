@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -46,6 +47,7 @@ class Knobs:
     backoff_scale: float = 1.0
     health_grace_s: float | None = None  # None: the service's own (120 s)
     clock: Callable[[], datetime] | None = None  # one timezone-aware "now" for schedules and timestamps
+    ha_node: str = "cwa2mqtt"  # prefix of HA unique ids: the demo on a real broker takes its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class Parts:
     light_sender: HttpLightSender | None
     topics: Topics
     liveness: Liveness
+    cwa_host: str  # for log lines: the CWA server's host name, never its URL (it may hold a user)
 
 
 def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
@@ -78,6 +81,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         discovery=settings.homeassistant.discovery,
         discovery_prefix=settings.homeassistant.prefix,
         discovery_format=settings.homeassistant.discovery_format,
+        ha_node=knobs.ha_node,
         ha_status_topic=settings.homeassistant.status_topic,
         note_max_length=cwa.note_max_length,
         watch_contacts=settings.watch_contacts,
@@ -186,6 +190,7 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         light_sender,
         topics,
         liveness,
+        cwa_host=urlsplit(str(cwa.url)).hostname or "",
     )
 
 

@@ -341,6 +341,11 @@ def test_empty_file_means_everything_is_required(write_config: WriteConfig) -> N
         ("just text\n", "config.yaml: the top level must be a mapping of keys, not a string"),
         ("log: {}\nlog: {}\n", "config.yaml:2:1: YAML syntax error: duplicate key 'log'"),
         (
+            "cwa: \x00x\n",
+            "config.yaml: YAML error: unacceptable character #x0000: special characters are not allowed in "
+            '"<unicode string>", position 5',
+        ),
+        (
             "\t cwa: x\n",
             "config.yaml:1:1: YAML syntax error: found character '\\t' that cannot start any token",
         ),
@@ -357,7 +362,7 @@ def test_missing_or_unreadable_file(tmp_path: Path) -> None:
     assert info.value.problems == [f"{tmp_path / 'missing.yaml'}: config file not found"]
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path, env=PASSWORD_ENV)
-    assert info.value.problems == [f"{tmp_path}: cannot read the config file (IsADirectoryError)"]
+    assert info.value.problems == [f"{tmp_path}: cannot read the config file (Is a directory)"]
 
 
 def test_unknown_environment_variable_is_an_error(make_settings: MakeSettings) -> None:
@@ -367,26 +372,37 @@ def test_unknown_environment_variable_is_an_error(make_settings: MakeSettings) -
                 **PASSWORD_ENV,
                 "CWA2MQTT_MQTT_URL": "mqtt://x",
                 "CWA2MQTT_MQTT__QOS": "7",
+                "CWA2MQTT_MQTT__URLL": "mqtt://x",
                 "CWA2MQTT_TEST_BROKER": "amqtt",  # test-suite knobs are not settings
+                "CWA2MQTT_CONFIG": "ignored",  # nor are the config path and the packaging defaults
+                "CWA2MQTT_DEFAULTS_FILE": "",
             }
         )
+    # Each problem is named by the variable the user set, not as a key of some file.
     assert info.value.problems == [
         "CWA2MQTT_MQTT_URL: unknown environment variable (did you mean CWA2MQTT_MQTT__URL?)",
-        "mqtt.qos: must be less than or equal to 2",
+        "CWA2MQTT_MQTT__QOS: must be less than or equal to 2",
+        "CWA2MQTT_MQTT__URLL: unknown environment variable (did you mean CWA2MQTT_MQTT__URL?)",
     ]
+
+
+def test_a_variable_holding_a_list_is_named_with_the_entry(make_settings: MakeSettings) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_settings(env={**PASSWORD_ENV, "CWA2MQTT_WATCH": "sip:bob@example.org,bob"})
+    assert info.value.problems == ["CWA2MQTT_WATCH: watch[1].uri: not a SIP URI (expected sip:user@domain)"]
 
 
 def test_bad_json_in_a_list_variable(make_settings: MakeSettings) -> None:
     with pytest.raises(ConfigError) as info:
         make_settings(env={**PASSWORD_ENV, "CWA2MQTT_LIGHTS": "[{"})
     assert info.value.problems == [
-        "lights: not valid JSON (Expecting property name enclosed in double quotes at column 3)"
+        "CWA2MQTT_LIGHTS: not valid JSON (Expecting property name enclosed in double quotes at column 3)"
     ]
 
 
 def test_password_file_problems(make_settings: MakeSettings, tmp_path: Path) -> None:
     (tmp_path / "empty").write_text("\n")
-    for path, message in [(tmp_path / "nope", "FileNotFoundError"), (tmp_path / "empty", "is empty")]:
+    for path, message in [(tmp_path / "nope", "No such file or directory"), (tmp_path / "empty", "is empty")]:
         text = BASE_YAML.replace("  uri: sip:alice", f"  password_file: {path}\n  uri: sip:alice")
         with pytest.raises(ConfigError) as info:
             make_settings(text, env={})

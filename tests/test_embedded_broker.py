@@ -13,7 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bridge.embedded_broker import EmbeddedBroker
+from bridge.embedded_broker import EmbeddedBroker, topic_matches
 from bridge.errors import BridgeError
 from tests.support.mqtt import MqttProbe, free_port
 
@@ -166,3 +166,62 @@ def test_missing_amqtt_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> No
 def test_port_is_unknown_before_start() -> None:
     with pytest.raises(BridgeError, match="not been started"):
         _ = EmbeddedBroker().url
+
+
+RETAINED = ("cwa2mqtt/bob", "cwa2mqtt/carol", "cwa2mqtt/bob/status", "cwa2mqtt", "other/x")
+
+
+def retained_for(broker: EmbeddedBroker, topic_filter: str) -> set[str]:
+    """The retained topics a new subscriber to `topic_filter` receives. A marker published after
+    the SUBACK comes back after every retained message (which are sent while handling SUBSCRIBE)."""
+    probe = MqttProbe(broker)  # type: ignore[arg-type]  # host and port are all it uses
+    try:
+        probe.subscribe(topic_filter)
+        marker = secrets.token_hex(4)
+        probe.publish(probe._marker, marker)
+        probe.wait_for(probe._marker, lambda p: p == marker.encode())
+        return {r.topic for r in probe.records() if r.topic != probe._marker}
+    finally:
+        probe.close()
+
+
+@pytest.mark.parametrize(
+    ("topic_filter", "expected"),
+    [
+        ("nothing/here", set()),
+        ("cwa2mqtt/bob", {"cwa2mqtt/bob"}),
+        ("cwa2mqtt/+", {"cwa2mqtt/bob", "cwa2mqtt/carol"}),
+        ("cwa2mqtt/#", {"cwa2mqtt", "cwa2mqtt/bob", "cwa2mqtt/carol", "cwa2mqtt/bob/status"}),
+        ("+/+/status", {"cwa2mqtt/bob/status"}),
+        ("#", {"cwa2mqtt", "cwa2mqtt/bob", "cwa2mqtt/carol", "cwa2mqtt/bob/status", "other/x"}),
+        ("+/x", {"other/x"}),
+    ],
+)
+def test_a_new_subscriber_gets_only_the_retained_messages_matching_its_filter(
+    broker: EmbeddedBroker, topic_filter: str, expected: set[str]
+) -> None:
+    publisher = MqttProbe(broker)  # type: ignore[arg-type]
+    # Others' subscriptions, as a running bridge and a dashboard hold them, must not leak to
+    # the new subscriber.
+    publisher.subscribe("cwa2mqtt/+/set/#")
+    publisher.subscribe("#")
+    try:
+        for topic in RETAINED:
+            publisher.publish(topic, f"state of {topic}", retain=True)
+        assert retained_for(broker, topic_filter) == expected
+    finally:
+        publisher.close()
+
+
+def test_topic_matching_follows_mqtt() -> None:
+    # $ topics (amqtt refuses them from clients, so only the rule itself is checked here).
+    assert topic_matches("$SYS/uptime", "$SYS/#")
+    assert not topic_matches("$SYS/uptime", "#")
+    assert not topic_matches("$SYS/uptime", "+/uptime")
+    assert topic_matches("a/$x", "a/+")
+    assert topic_matches("a", "a/#")
+    assert topic_matches("a/b/c", "a/#")
+    assert not topic_matches("a/b", "a/+/c")
+    assert topic_matches("a//c", "a/+/c")
+    assert not topic_matches("a/b/c", "a/+")
+    assert not topic_matches("ab", "a")

@@ -309,6 +309,30 @@ def test_rejected_credentials_exit_77_before_anything_is_published(
     assert not [r.topic for r in mqtt_probe.records() if r.topic.startswith(base_topic)]
 
 
+def test_cwa_unreachable_at_start_logs_one_warning_per_attempt_naming_host_and_wait(
+    mosquitto: Broker,
+    mqtt_probe: MqttProbe,
+    base_topic: str,
+    run_bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+    sim: Simulator,
+) -> None:
+    mqtt_probe.subscribe(f"{base_topic}/#")
+    config = config_dict(sim, mosquitto.url, base_topic, log={"level": "info"})
+    config["cwa"]["url"] = "http://127.0.0.1:9"  # nothing listens there (discard port)
+    bridge = run_bridge("run", "-c", str(write_config(tmp_path / "config.yaml", config)))
+    # MQTT is bridged meanwhile, and says CWA is offline.
+    mqtt_probe.wait_for(f"{base_topic}/bridge/cwa", lambda p: p == b"offline", timeout=20)
+    bridge.wait_output("cwa.unreachable host=127.0.0.1 attempt=2 ", timeout=20)
+    bridge.signal(signal.SIGTERM)
+    assert bridge.wait(10) == 0
+    warnings = [line for line in bridge.output().splitlines() if " WARNING " in line]
+    unreachable = [line for line in warnings if "cwa.unreachable" in line]
+    assert len(unreachable) >= 2
+    assert all(re.search(r"attempt=\d+ retry_in_s=[0-9.]+ reason=\S", line) for line in unreachable)
+    assert [line for line in warnings if "cwa." in line] == unreachable  # one line per attempt, no echo
+
+
 def test_bad_config_exits_78_and_names_every_problem_without_starting(
     sim: Simulator, run_bridge: Callable[..., BridgeProcess], tmp_path: Path, seen: Seen
 ) -> None:
@@ -345,13 +369,17 @@ BAD_CONFIGS: list[tuple[str, dict[str, str], str]] = [
     ("watch_contacts: maybe\n", {}, "watch_contacts: must be true or false"),
     ("cwa2: 1\n", {}, "cwa2: unknown key (did you mean 'cwa'?)"),
     ("  - sip:bob@example.org\n", {}, "watch[2].uri: sip:bob@example.org is already watched (watch[0])"),
-    ("", {"CWA2MQTT_CWA__URL": "ftp://x"}, "cwa.url: must be an http:// or https:// URL with a host"),
-    ("", {"CWA2MQTT_CWA__TIMEOUT_S": "0"}, "cwa.timeout_s: must be greater than 0"),
-    ("", {"CWA2MQTT_MQTT__QOS": "five"}, "mqtt.qos: must be a whole number"),
+    (
+        "",
+        {"CWA2MQTT_CWA__URL": "ftp://x"},
+        "CWA2MQTT_CWA__URL: must be an http:// or https:// URL with a host",
+    ),
+    ("", {"CWA2MQTT_CWA__TIMEOUT_S": "0"}, "CWA2MQTT_CWA__TIMEOUT_S: must be greater than 0"),
+    ("", {"CWA2MQTT_MQTT__QOS": "five"}, "CWA2MQTT_MQTT__QOS: must be a whole number"),
     (
         "",
         {"CWA2MQTT_CWA__PASSWORD": "", "CWA2MQTT_CWA__PASSWORD_FILE": "/nonexistent/pw"},
-        "cwa.password_file: cannot read /nonexistent/pw: FileNotFoundError",
+        "CWA2MQTT_CWA__PASSWORD_FILE: cannot read /nonexistent/pw: No such file or directory",
     ),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +15,16 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.simulator import DEMO_PASSWORD, DEMO_USERNAME, SimOptions, Simulator, load_users, load_users_file
+from bridge.errors import ConfigError
+from bridge.simulator import (
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    SimOptions,
+    Simulator,
+    demo_users,
+    load_users,
+    load_users_file,
+)
 from tests.support.simulator import sign_in
 
 BOB = "sip:bob@example.org"
@@ -103,8 +113,69 @@ def test_users_file(tmp_path: Path) -> None:
     ]
     assert "secret" not in repr(users)
     path.write_text("- name: no uri\n")
-    with pytest.raises(TypeError, match="uri"):
+    with pytest.raises(ConfigError, match="uri"):
         load_users_file(str(path))
+
+
+def test_the_control_api_takes_a_status_name_for_an_availability(
+    simulator: Simulator, control: httpx.Client
+) -> None:
+    patched = control.patch(f"/users/{BOB}", json={"availability": "busy"})
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["availability"], patched.json()["truth"]["status"]) == (6500, "busy")
+    patched = control.patch(f"/users/{BOB}", json={"availability": "Do not disturb"})
+    assert patched.json()["truth"]["status"] == "do_not_disturb"
+    added = control.post("/users", json={"uri": "sip:new@example.org", "availability": "away"})
+    assert added.status_code == 201, added.text
+    assert added.json()["truth"]["status"] == "away"
+    refused = control.patch(f"/users/{BOB}", json={"availability": "bussy"})
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith("availability: 'bussy' is neither a number nor a status (")
+    assert "busy (6500)" in refused.json()["error"]
+
+
+def test_simulate_names_every_bad_entry_of_a_users_file(run_bridge: Any, tmp_path: Path) -> None:
+    (tmp_path / "users.yaml").write_text(
+        "- {uri: sip:x@example.org, availability: busy}\n"
+        "- {uri: sip:y@example.org, availability: bussy, colour: red}\n"
+        "- {name: no uri}\n"
+        "- {uri: sip:x@example.org, password: [1]}\n"
+    )
+    process = run_bridge("simulate", "--users", "users.yaml")
+    assert process.wait(30) == 78
+    assert process.output().splitlines() == [
+        "cwa2mqtt simulate: users.yaml: entry 1 (sip:y@example.org): colour: unknown key (known: uri, "
+        "username, password, name, availability, activity, note, note_type, contacts)",
+        "cwa2mqtt simulate: users.yaml: entry 1 (sip:y@example.org): availability: 'bussy' is neither a "
+        "number nor a status (available (3500), busy (6500), do_not_disturb (9500), be_right_back (12500), "
+        "away (15500), offline (18500))",
+        "cwa2mqtt simulate: users.yaml: entry 2: uri: required, a SIP URI like sip:bob@example.org",
+        "cwa2mqtt simulate: users.yaml: entry 3 (sip:x@example.org): uri: already listed as entry 0",
+        "cwa2mqtt simulate: users.yaml: entry 3 (sip:x@example.org): password: must be text",
+    ]
+
+
+@pytest.mark.parametrize("option", ["--listen", "--control"])
+def test_simulate_on_a_busy_port_names_the_address(option: str, run_bridge: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = run_bridge("simulate", option, f"127.0.0.1:{port}")
+        assert process.wait(30) == 78
+    what = "CWA endpoint" if option == "--listen" else "control API"
+    assert process.output().splitlines() == [
+        f"cwa2mqtt simulate: cannot listen on 127.0.0.1:{port} ({what}): Address already in use"
+    ]
+
+
+def test_simulate_without_users_prints_the_demo_users(run_bridge: Any) -> None:
+    process = run_bridge("simulate")
+    process.wait_output("control API:")
+    out = process.output()
+    assert f"user {DEMO_USERNAME}  password {DEMO_PASSWORD}" in out
+    colleagues = [u.uri for u in demo_users() if u.uri != "sip:alice@example.org"]
+    assert f"  demo users (6, presence changing): {' '.join(colleagues)}" in out.splitlines()
 
 
 def test_stop_is_idempotent_and_context_manager_works() -> None:

@@ -1,14 +1,14 @@
 """The configuration: YAML file + ``CWA2MQTT_*`` environment, validated into frozen models.
 
-Contract: interface.md §1 (env prefix), §3 (keys), §5 (discovery needs the JSON topic), §8 (lights).
-
 Theory of operation. `load_settings` finds and parses the YAML itself (so syntax errors carry a
-line and column), then builds `Settings` through pydantic-settings with two sources, highest
-priority first: the environment (``CWA2MQTT_SECTION__KEY``), then the file. Both read the
-mapping and document stashed in a context variable, which is how a caller (or a test) can pass
-an explicit environment instead of ``os.environ``. Every problem pydantic finds is turned into a
-``key.path: message`` line — built from ``loc`` and ``msg`` only, never from ``input``, because the
-input may be a password — and raised at once as `ConfigError`.
+line and column), then builds `Settings` through pydantic-settings with three sources, highest
+priority first: the environment (``CWA2MQTT_SECTION__KEY``), the file, and the packaging defaults
+file named by ``$CWA2MQTT_DEFAULTS_FILE``. They read the mappings stashed in a context variable,
+which is how a caller (or a test) can pass an explicit environment instead of ``os.environ``.
+Every problem is turned into a ``key.path: message`` line — built from ``loc`` and ``msg`` only,
+never from ``input``, because the input may be a password; named by the variable when a variable
+set the value — and all of them, the rules across sections included, are raised at once as
+`ConfigError`.
 
 Passwords may come from ``password`` (file or env), ``password_file`` or systemd's
 ``$CREDENTIALS_DIRECTORY`` (``cwa_password``/``mqtt_password``), in that order of preference.
@@ -21,8 +21,10 @@ The modules, one job each (import from this package, not from them):
 - `sections`: the models of ``cwa``, ``watch[]``, ``mqtt``, ``homeassistant``, ``http``, ``log``
 - `lights`: the models of ``lights[]`` and its schedule
 - `settings`: `Settings`, its env/YAML sources and the cross-section validators
+- `crosscheck`: the rules across fields, also applied to the raw input when validation fails
 - `document`: reading and parsing the YAML file; `loader`: `load_settings`
-- `errors`: pydantic errors → ``key.path: message``; `reference`: the Markdown reference
+- `errors`: pydantic errors → ``key.path: message``; `origin`: naming a problem by its source
+- `advice`: warnings about a valid config; `reference`: the Markdown reference
 """
 
 from bridge.config.document import read_document

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -18,6 +18,7 @@ from typing import Any
 class LoadContext:
     env: Mapping[str, str]
     document: Mapping[str, Any]
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # the packaging defaults file
 
 
 CONTEXT: ContextVar[LoadContext | None] = ContextVar("cwa2mqtt_config_load", default=None)

@@ -23,6 +23,7 @@ from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
+from bridge.config.errors import why
 from bridge.errors import ConfigError
 
 
@@ -119,7 +120,7 @@ def read_document(file: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError([f"{file}: config file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{file}: cannot read the config file ({type(exc).__name__})"]) from None
+        raise ConfigError([f"{file}: cannot read the config file ({why(exc)})"]) from None
     try:
         document = _parse(text)
     except yaml.MarkedYAMLError as exc:
@@ -127,7 +128,7 @@ def read_document(file: Path) -> dict[str, Any]:
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
         raise ConfigError([f"{where}: YAML syntax error: {exc.problem or exc.context}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{file}: YAML error ({type(exc).__name__})"]) from None
+        raise ConfigError([f"{file}: YAML error: {' '.join(str(exc).split())}"]) from None
     except RecursionError:
         raise ConfigError([f"{file}: YAML nested too deeply"]) from None
     if document is None:

@@ -24,6 +24,15 @@ class Problems(ValueError):
         super().__init__("; ".join(msg for _, msg in items))
 
 
+def why(exc: BaseException) -> str:
+    """Why a file could not be read, in words (never the file's content)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
 def format_loc(loc: Iterable[str | int]) -> str:
     out = ""
     for part in loc:
@@ -52,13 +61,18 @@ _MESSAGES = {
 
 def format_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One line per problem; `root` is the validated model, for "did you mean" on unknown keys."""
-    problems: list[str] = []
+    return [f"{format_loc(loc)}: {msg}" for loc, msg, _ in error_items(exc, root)]
+
+
+def error_items(exc: ValidationError, root: type[BaseModel]) -> list[tuple[tuple[str | int, ...], str, bool]]:
+    """(loc, message, is-an-unknown-key) per problem, for callers that name the source themselves."""
+    problems: list[tuple[tuple[str | int, ...], str, bool]] = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = tuple(err["loc"])
         kind = err["type"]
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, Problems):
-            problems += [f"{format_loc(loc + rel)}: {msg}" for rel, msg in cause.items]
+            problems += [(loc + rel, msg, False) for rel, msg in cause.items]
             continue
         if kind == "value_error" and isinstance(cause, ValueError):
             msg = str(cause)
@@ -79,7 +93,7 @@ def format_errors(exc: ValidationError, root: type[BaseModel]) -> list[str]:
             msg = "must not be empty"
         else:
             msg = _MESSAGES.get(kind, err["msg"])
-        problems.append(f"{format_loc(loc)}: {msg}")
+        problems.append((loc, msg, kind == "extra_forbidden"))
     return problems
 
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field, SecretStr, field_serializer, field_validator, model_validator
 
+from bridge.config.crosscheck import ALL_PRESET_KEYS, preset_problems
 from bridge.config.errors import Problems
 from bridge.config.parsers import (
     DAY_NAMES,
@@ -28,16 +29,6 @@ from bridge.lights.presets import redact_url
 from bridge.presence import ALL_STATUSES, Status, normalize_activity
 
 PAYLOAD_PLACEHOLDERS = ("{hex}", "{HEX}", "{r}", "{g}", "{b}", "{status}", "{activity}", "{brightness}")
-# The keys only some presets use; every other preset rejects them (a typo'd preset is not silent).
-_PRESET_KEYS: dict[str, frozenset[str]] = {
-    "raw": frozenset({"topic", "payload", "off_topic", "off_payload"}),
-    "zigbee2mqtt": frozenset({"device", "topic_prefix"}),
-    "http": frozenset({"url", "method", "body", "headers", "off_url", "off_body", "verify_tls", "ca_file"}),
-    "wled": frozenset({"device"}),
-    "tasmota": frozenset({"device"}),
-    "esphome": frozenset({"device"}),
-}
-_ALL_PRESET_KEYS = frozenset().union(*_PRESET_KEYS.values())
 
 
 class ScheduleConfig(SectionModel):
@@ -196,24 +187,15 @@ class LightConfig(SectionModel):
 
     @model_validator(mode="after")
     def _preset(self) -> LightConfig:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        own = _PRESET_KEYS[self.preset]
-        for key in sorted(_ALL_PRESET_KEYS - own):
+        fields = type(self).model_fields
+        given = {
             # A default written out (check-config's effective configuration) is not a mistake.
-            default = type(self).model_fields[key].get_default(call_default_factory=True)
-            if key in self.model_fields_set and getattr(self, key) != default:
-                users = sorted(p for p, keys in _PRESET_KEYS.items() if key in keys)
-                named = users[0] if len(users) == 1 else f"{', '.join(users[:-1])} or {users[-1]}"
-                problems.append(((key,), f"only for preset {named}, not {self.preset}"))
-        if self.preset == "raw":
-            missing = [key for key in ("topic", "payload") if getattr(self, key) is None]
-            problems += [((key,), "required for preset raw") for key in missing]
-        elif self.preset == "http":
-            if self.url is None:
-                problems.append((("url",), "required for preset http"))
-        elif self.device is None:
-            problems.append((("device",), f"required for preset {self.preset}"))
-        if problems:
+            key: key in self.model_fields_set
+            and getattr(self, key) is not None
+            and getattr(self, key) != fields[key].get_default(call_default_factory=True)
+            for key in ALL_PRESET_KEYS
+        }
+        if problems := preset_problems(self.preset, given):
             raise Problems(problems)
         return self
 

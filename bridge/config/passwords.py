@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bridge.config.context import current
+from bridge.config.errors import why
 
 # Stands in for a password whose password_file cannot be read: that file is reported by its own
 # validator, and the placeholder keeps the password from also being reported as missing.
@@ -48,7 +49,7 @@ def check_password_file(value: Path | None) -> Path | None:
     try:
         text = value.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {value}: {type(exc).__name__}") from None
+        raise ValueError(f"cannot read {value}: {why(exc)}") from None
     if not text.rstrip("\r\n"):
         raise ValueError(f"{value} is empty")
     return value

@@ -1,9 +1,9 @@
 """`Settings`, the whole configuration, and the two sources pydantic-settings builds it from.
 
-Sources, highest priority first: the environment (``CWA2MQTT_SECTION__KEY``), then the file
-(interface.md §1: env overrides file). Both read the inputs of the running `load_settings` call
-from `bridge.config.context`. The validators here are the ones that span sections (watch ids
-used by lights, discovery vs. ``mqtt.output``).
+Sources, highest priority first: the environment (``CWA2MQTT_SECTION__KEY``), the file, then
+the packaging defaults file named by ``$CWA2MQTT_DEFAULTS_FILE``. All three read the inputs of
+the running `load_settings` call from `bridge.config.context`. The validators here are the ones
+that span sections (`bridge.config.crosscheck` has their rules).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from bridge.config.context import current
+from bridge.config.crosscheck import DISCOVERY_NEEDS_JSON, light_clashes, watch_clashes
 from bridge.config.errors import Problems
 from bridge.config.lights import LightConfig, ScheduleConfig
 from bridge.config.sections import (
@@ -60,6 +61,13 @@ class _YamlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return dict(current().document)
+
+
+class _DefaultsSource(_YamlSource):
+    """The packaging defaults file (``$CWA2MQTT_DEFAULTS_FILE``): below the user's file."""
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(current().defaults)
 
 
 class _EnvSource(EnvSettingsSource):
@@ -108,8 +116,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # First wins: explicit arguments, then the environment, then the file (§1: env overrides file).
-        return init_settings, _EnvSource(settings_cls), _YamlSource(settings_cls)
+        # First wins: explicit arguments, the user's environment, the user's file, the packaging
+        # defaults (a container image's listen address must not override the user's file).
+        return (
+            init_settings,
+            _EnvSource(settings_cls),
+            _YamlSource(settings_cls),
+            _DefaultsSource(settings_cls),
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -124,18 +138,7 @@ class Settings(BaseSettings):
     @field_validator("watch")
     @classmethod
     def _unique_watch(cls, entries: list[WatchEntry]) -> list[WatchEntry]:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        by_uri: dict[str, int] = {}
-        by_id: dict[str, int] = {}
-        for n, entry in enumerate(entries):
-            if (first := by_uri.setdefault(entry.uri.lower(), n)) != n:
-                problems.append(((n, "uri"), f"{entry.uri} is already watched (watch[{first}])"))
-            elif (first := by_id.setdefault(entry.id, n)) != n:
-                other = entries[first].uri
-                problems.append(
-                    ((n, "id"), f"id {entry.id!r} of {entry.uri} clashes with {other} (watch[{first}])")
-                )
-        if problems:
+        if problems := watch_clashes([(n, e.uri, e.id) for n, e in enumerate(entries)]):
             raise Problems(problems)
         return entries
 
@@ -144,33 +147,17 @@ class Settings(BaseSettings):
     def _discovery(cls, ha: HomeAssistantConfig, info: ValidationInfo) -> HomeAssistantConfig:
         mqtt = info.data.get("mqtt")
         if ha.discovery and mqtt is not None and mqtt.output == "attributes":
-            raise Problems(
-                [
-                    (
-                        ("discovery",),
-                        "Home Assistant reads the JSON state topic: with discovery on, "
-                        "mqtt.output must be json or both, not attributes",
-                    )
-                ]
-            )
+            raise Problems([(DISCOVERY_NEEDS_JSON[0][1:], DISCOVERY_NEEDS_JSON[1])])
         return ha
 
     @field_validator("lights")
     @classmethod
     def _lights(cls, lights: list[LightConfig], info: ValidationInfo) -> list[LightConfig]:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        names: dict[str, int] = {}
         watch: list[WatchEntry] | None = info.data.get("watch")
-        known = None if watch is None else sorted({w.id for w in watch} | {"self"})
-        for n, light in enumerate(lights):
-            if (first := names.setdefault(light.name, n)) != n:
-                problems.append(((n, "name"), f"{light.name!r} is already used by lights[{first}]"))
-            if known is None or info.data.get("watch_contacts", False):
-                continue  # with watch_contacts, ids may be contacts found later: see `config_warnings`
-            for k, wid in enumerate(light.watch):
-                if wid not in known:
-                    problems.append(((n, "watch", k), f"unknown id {wid!r} (known: {', '.join(known)})"))
-        if problems:
+        # With watch_contacts, ids may be contacts found later: see `config_warnings`.
+        unknowable = watch is None or info.data.get("watch_contacts", False)
+        known = None if unknowable else sorted({w.id for w in watch or ()} | {"self"})
+        if problems := light_clashes([(n, li.name, li.watch) for n, li in enumerate(lights)], known):
             raise Problems(problems)
         return lights
 

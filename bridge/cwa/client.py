@@ -371,7 +371,9 @@ class CwaClient:
             log.debug("cwa.%s.failed_while_stopping kind=%s", channel, kind)
             return
         self._report.count(kind)
-        log.warning("cwa.%s.failed kind=%s error=%s", channel, kind, describe(exc))
+        # A failed first sign-in is reported by its caller, which retries it (one line per attempt).
+        level = logging.DEBUG if channel == "start" else logging.WARNING
+        log.log(level, "cwa.%s.failed kind=%s error=%s", channel, kind, describe(exc))
         with self._lock:
             if self._session.epoch != epoch or self._session.state is SessionState.STOPPED:
                 return

@@ -67,6 +67,7 @@ from bridge.mqtt.topics import Topics, validate_id, validate_publish_topic
 __all__ = ["BRIDGE_ID", "BRIDGE_IDENTIFIER", "HA_STATE_MAX"]  # re-exported for existing callers
 
 ORIGIN_NAME = "cwa2mqtt"
+NODE = "cwa2mqtt"
 Format = Literal["component", "device"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 MIGRATE_PAYLOAD = b'{"migrate_discovery":true}'
@@ -83,6 +84,9 @@ class DiscoveryContext:
     support_url: str = "https://github.com/cwa2mqtt/cwa2mqtt"
     configuration_url: str | None = None  # HA accepts http(s):// URLs here; e.g. the presence board
     discovery_format: Format = "component"
+    # Prefix of every unique id, node id and device identifier: a second installation beside the
+    # real one (the demo on the same broker) takes another so HA keeps them apart.
+    node: str = NODE
 
     def __post_init__(self) -> None:
         validate_publish_topic(self.prefix)
@@ -114,17 +118,17 @@ class Device:
     availability: tuple[str, ...]
 
 
-def config_topic(prefix: str, component: str, id: str, entity: str) -> str:
-    return validate_publish_topic(f"{prefix}/{component}/cwa2mqtt_{id}/{entity}/config")
+def config_topic(prefix: str, component: str, id: str, entity: str, node: str = NODE) -> str:
+    return validate_publish_topic(f"{prefix}/{component}/{node}_{id}/{entity}/config")
 
 
-def device_topic(prefix: str, id: str) -> str:
-    return validate_publish_topic(f"{prefix}/device/cwa2mqtt_{id}/config")
+def device_topic(prefix: str, id: str, node: str = NODE) -> str:
+    return validate_publish_topic(f"{prefix}/device/{node}_{id}/config")
 
 
-def default_entity_id(component: str, id: str, entity: str) -> str:
+def default_entity_id(component: str, id: str, entity: str, node: str = NODE) -> str:
     """``<component>.cwa2mqtt_<id>_<entity>``, made a valid HA entity id (see module notes)."""
-    object_id = re.sub(r"_+", "_", f"cwa2mqtt_{id}_{entity}".replace("-", "_")).strip("_")
+    object_id = re.sub(r"_+", "_", f"{node}_{id}_{entity}".replace("-", "_")).strip("_")
     return f"{component}.{object_id}"
 
 
@@ -144,7 +148,7 @@ def bridge_device(cfg: DiscoveryContext, lights: Iterable[str] = ()) -> Device:
     names = tuple(validate_id(n, allow_self=False) for n in lights)
     return Device(
         BRIDGE_ID,
-        bridge_device_block(cfg.sw_version, cfg.configuration_url),
+        bridge_device_block(cfg.sw_version, cfg.configuration_url, cfg.node),
         bridge_entities(names),
         (cfg.topics.bridge_state,),
     )
@@ -158,7 +162,7 @@ def user_device(cfg: DiscoveryContext, id: str, name: str | None, uri: str, is_s
     t = cfg.topics
     return Device(
         id,
-        user_device_block(id, name, uri, is_self),
+        user_device_block(id, name, uri, is_self, cfg.node),
         user_entities(is_self),
         (t.bridge_state, t.bridge_cwa, t.availability(id)),
     )
@@ -169,8 +173,8 @@ def entity_config(cfg: DiscoveryContext, device: Device, spec: EntitySpec) -> di
     src = Source(cfg.topics, device.id, cfg.note_max_length)
     config: dict[str, object] = {
         "name": spec.name,
-        "unique_id": f"cwa2mqtt_{device.id}_{spec.entity}",
-        "default_entity_id": default_entity_id(spec.component, device.id, spec.entity),
+        "unique_id": f"{cfg.node}_{device.id}_{spec.entity}",
+        "default_entity_id": default_entity_id(spec.component, device.id, spec.entity, cfg.node),
         **spec.body(src),
         "availability": [{"topic": t} for t in device.availability],
     }
@@ -188,27 +192,29 @@ def messages(cfg: DiscoveryContext, device: Device, fmt: Format | None = None) -
             for spec in device.entities
         }
         payload = {"device": device.block, "origin": _origin(cfg), "components": components}
-        return [DiscoveryMessage(device_topic(cfg.prefix, device.id), _json(payload))]
+        return [DiscoveryMessage(device_topic(cfg.prefix, device.id, cfg.node), _json(payload))]
     return [
         DiscoveryMessage(
-            config_topic(cfg.prefix, spec.component, device.id, spec.entity),
+            config_topic(cfg.prefix, spec.component, device.id, spec.entity, cfg.node),
             _json({**entity_config(cfg, device, spec), "device": device.block, "origin": _origin(cfg)}),
         )
         for spec in device.entities
     ]
 
 
-def topics_of(prefix: str, id: str, entities: Sequence[EntitySpec], fmt: Format) -> list[str]:
+def topics_of(
+    prefix: str, id: str, entities: Sequence[EntitySpec], fmt: Format, node: str = NODE
+) -> list[str]:
     """The config topics a device with ``entities`` occupies in ``fmt``."""
     if fmt == "device":
-        return [device_topic(prefix, id)]
-    return [config_topic(prefix, e.component, id, e.entity) for e in entities]
+        return [device_topic(prefix, id, node)]
+    return [config_topic(prefix, e.component, id, e.entity, node) for e in entities]
 
 
-def removal_topics(prefix: str, id: str, fmt: Format, is_self: bool = False) -> list[str]:
+def removal_topics(prefix: str, id: str, fmt: Format, is_self: bool = False, node: str = NODE) -> list[str]:
     """The config topics of a user published in ``fmt``: empty retained payloads there remove it."""
     validate_id(id)
-    return topics_of(prefix, id, user_entities(is_self), fmt)
+    return topics_of(prefix, id, user_entities(is_self), fmt, node)
 
 
 # ---------------------------------------------------------------------------------------------- migration
@@ -248,7 +254,7 @@ def discovery_plan(
     new = [m for d in devices for m in messages(cfg, d, current)]
     if previous is None or previous == current:
         return [*new, format_message(cfg)]
-    old = [t for d in devices for t in topics_of(cfg.prefix, d.id, d.entities, previous)]
+    old = [t for d in devices for t in topics_of(cfg.prefix, d.id, d.entities, previous, cfg.node)]
     return [
         *(DiscoveryMessage(t, MIGRATE_PAYLOAD) for t in old),
         *new,

@@ -222,9 +222,11 @@ def user_entities(is_self: bool) -> tuple[EntitySpec, ...]:
     return tuple(e for e in ENTITIES if e.scope in scopes)
 
 
-def bridge_device_block(sw_version: str, configuration_url: str | None) -> dict[str, object]:
+def bridge_device_block(
+    sw_version: str, configuration_url: str | None, node: str = "cwa2mqtt"
+) -> dict[str, object]:
     device: dict[str, object] = {
-        "identifiers": [BRIDGE_IDENTIFIER],
+        "identifiers": [f"{node}_{BRIDGE_ID}"],
         "name": "cwa2mqtt bridge",
         "manufacturer": "cwa2mqtt",
         "model": "CWA to MQTT bridge",
@@ -235,11 +237,13 @@ def bridge_device_block(sw_version: str, configuration_url: str | None) -> dict[
     return device
 
 
-def user_device_block(id: str, name: str | None, uri: str, is_self: bool) -> dict[str, object]:
+def user_device_block(
+    id: str, name: str | None, uri: str, is_self: bool, node: str = "cwa2mqtt"
+) -> dict[str, object]:
     return {
-        "identifiers": [f"cwa2mqtt_{id}"],
+        "identifiers": [f"{node}_{id}"],
         "name": name or uri,
         "manufacturer": "Microsoft",
         "model": "Communicator Web Access account" if is_self else "Communicator Web Access contact",
-        "via_device": BRIDGE_IDENTIFIER,
+        "via_device": f"{node}_{BRIDGE_ID}",
     }

@@ -82,6 +82,7 @@ class ServiceOptions:
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
     discovery_format: DiscoveryFormat = "component"
+    ha_node: str = "cwa2mqtt"  # prefix of HA unique ids; the demo on a real broker uses its own
     ha_status_topic: str = "homeassistant/status"
     note_max_length: int = 255
     watch_contacts: bool = False

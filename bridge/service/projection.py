@@ -54,6 +54,7 @@ class Projection:
                 note_max_length=options.note_max_length,
                 configuration_url=options.configuration_url,
                 discovery_format=options.discovery_format,
+                node=options.ha_node,
             ),
         )
 

@@ -4,6 +4,9 @@ GET  /users                 every user (no passwords) with its current truth
 GET  /users/<uri>           one user
 POST /users                 add: {"uri": ..., "username"?, "password"?, "name"?, "availability"?, ...}
 PATCH /users/<uri>          change: any of availability, activity, note, note_type, name
+
+Wherever an availability is taken (PATCH, POST /users, a ``--users`` file) a status name works
+too: ``"busy"`` is 6500, the number CWA itself sets for a manual busy; ``null`` signs the user out.
 POST /faults/<name>         {"n": 2, "channel": "data", ...} — the names of `Faults`
 GET  /recordings            every recorded request
 GET  /sessions              session snapshots
@@ -17,7 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from bridge.presence import format_timestamp
+from bridge.presence import REPRESENTATIVE_AVAILABILITY, Status, format_timestamp
 from bridge.simulator.options import SimUser
 from bridge.simulator.server import Reply, Request
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from bridge.simulator.simulator import Simulator
 
 _PATCHABLE = ("availability", "activity", "note", "note_type", "name")
+_STATUS_NAMES = ", ".join(f"{s.value} ({n})" for s, n in REPRESENTATIVE_AVAILABILITY.items())
 _USER_FIELDS = ("uri", "username", "password", "name", "availability", "activity", "note", "note_type")
 
 
@@ -58,6 +62,8 @@ class ControlApi:
                 unknown = set(body) - set(_PATCHABLE)
                 if unknown:
                     raise ValueError(f"cannot change {sorted(unknown)}; allowed: {list(_PATCHABLE)}")
+                if "availability" in body:
+                    body["availability"] = _availability(body["availability"])
                 sim.set_presence(uri, **body)
                 return _json(self._user_json(uri))
         if path.startswith("/faults/") and method == "POST":
@@ -109,6 +115,31 @@ def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+def availability_of(value: Any) -> int | None:
+    """An availability number (any, to simulate odd servers too), a status name (``"busy"``,
+    ``"do not disturb"``) or None (signed out); `ValueError` saying what is accepted otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, str):
+        name = "_".join(value.strip().lower().replace("-", " ").split())
+        try:
+            return REPRESENTATIVE_AVAILABILITY[Status(name)]
+        except (ValueError, KeyError):
+            raise ValueError(f"{value!r} is neither a number nor a status ({_STATUS_NAMES})") from None
+    raise ValueError(f"must be a number or a status name, not {type(value).__name__}")
+
+
+def _availability(value: Any) -> int | None:
+    try:
+        return availability_of(value)
+    except ValueError as exc:
+        raise ValueError(f"availability: {exc}") from None
+
+
 def _user_from(data: dict[str, Any]) -> SimUser:
     if not isinstance(data.get("uri"), str) or not data["uri"]:
         raise ValueError("uri is required")
@@ -116,6 +147,8 @@ def _user_from(data: dict[str, Any]) -> SimUser:
     if unknown:
         raise ValueError(f"unknown user fields {sorted(unknown)}")
     fields = {k: data[k] for k in _USER_FIELDS if k in data}
+    if "availability" in fields:
+        fields["availability"] = _availability(fields["availability"])
     return SimUser(**fields, contacts=tuple(data.get("contacts", ())))
 
 
