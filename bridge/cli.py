@@ -248,7 +248,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         register_secret(settings.mqtt.password.get_secret_value())
     if settings.http.token is not None:
         register_secret(settings.http.token.get_secret_value())
-    setup_logging(settings.log.level, settings.log.format)
+    setup_logging(settings.log.level, settings.log.format, changes=settings.log.changes)
     for advice in _advice(settings, args.config):
         log.warning("%s", advice.line)
     app = importlib.import_module("bridge.app")  # heavy: loaded only when the bridge really runs

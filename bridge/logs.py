@@ -143,8 +143,11 @@ def setup_logging(
     level: str = "info",
     fmt: Literal["text", "json"] = "text",
     stream: TextIO | None = None,
+    *,
+    changes: bool = True,
 ) -> logging.Handler:
     """Route the root logger to ``stream`` (default: the current stderr) in the given format.
+    ``changes`` False keeps the per-change ``presence.changed`` lines out (``log.changes``).
 
     Idempotent: calling it again replaces the handler it installed before. Returns the handler.
     """
@@ -165,4 +168,5 @@ def setup_logging(
         )
     for name in (*_SECRET_BEARING, *_NOT_EVENTS):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("bridge.changes").setLevel(logging.NOTSET if changes else logging.WARNING)
     return handler

@@ -504,7 +504,7 @@ def test_redacted_yaml_is_a_loadable_config(make_settings: MakeSettings, write_c
 def test_example_config_is_valid() -> None:
     s = load_settings(ROOT / "config.example.yaml", env=PASSWORD_ENV)
     assert [w.id for w in s.watch] == ["bob", "carol"]
-    assert [light.name for light in s.lights] == ["office-door", "desk"]
+    assert [light.name for light in s.lights] == ["office-door", "hall-bulb", "busylight", "desk"]
 
 
 def test_committed_reference_matches_the_models() -> None:

@@ -123,3 +123,15 @@ def test_the_password_stays_redacted_after_hundreds_of_ticket_rotations() -> Non
     log, stream = _log("text")
     log.info("cwa.oops password=%s ticket=%s", SECRET, newest)
     assert "cwa.oops password=********** ticket=**********" in stream.getvalue()
+
+
+def test_log_changes_false_keeps_presence_lines_out(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging("info", "text", changes=False)
+    logging.getLogger("bridge.changes").info("presence.changed id=bob status=busy activity=None")
+    logging.getLogger("bridge.service").info("service.contact_added id=bob")
+    setup_logging("info", "text")
+    logging.getLogger("bridge.changes").info("presence.changed id=carol status=away activity=None")
+    err = capsys.readouterr().err
+    assert "id=bob status=busy" not in err
+    assert "service.contact_added id=bob" in err
+    assert "id=carol status=away" in err

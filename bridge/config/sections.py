@@ -275,6 +275,9 @@ class LogConfig(SectionModel):
         "info", description="debug | info | warning | error"
     )
     format: Literal["text", "json"] = Field("text", description="text | json (one object per line).")
+    changes: bool = Field(
+        True, description="Log every presence change at info (presence.changed id=... status=...)."
+    )
 
     @field_validator("level", "format", mode="before")
     @classmethod
