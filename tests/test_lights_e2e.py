@@ -16,7 +16,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from bridge.simulator import Simulator
 from tests.support.bridge import BOB, CAROL, DAVE, PASSWORD, USERS
 from tests.support.lights import FakeClock, light_state, set_and_wait, settle, status_in_bridge
 from tests.support.mqtt import Broker, MqttProbe
+from tests.support.outputs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -89,13 +89,6 @@ def listen(probe: MqttProbe, base: str) -> None:
 def device_commands(probe: MqttProbe) -> list[tuple[str, bytes]]:
     devices = tuple(f.removesuffix("#") for f in DEVICE_FILTERS)
     return [(r.topic, r.payload) for r in probe.records() if r.topic.startswith(devices)]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_devices_get_exactly_the_right_commands_as_presence_changes(

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from bridge.errors import MqttError
 from bridge.mqtt.publisher import MqttPublisher
 from bridge.mqtt.settings import MqttSettings
+from tests.support.convergence import eventually
 from tests.support.mqtt import Broker, MqttProbe, mosquitto_binary
 from tests.support.tls import TestCa
 
@@ -26,16 +26,6 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 MakeProbe = Callable[..., MqttProbe]
 MakeBroker = Callable[..., Broker]
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Wait for a condition that offers no event to wait on (e.g. a counter in another thread)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 class Inbox:

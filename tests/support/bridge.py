@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from bridge.app import Bridge
 from bridge.config import load_settings
 from bridge.simulator import Simulator, SimUser
+from tests.support._files import config_file
 
 ALICE = SimUser(
     uri="sip:alice@example.org",
@@ -62,8 +62,7 @@ def config_dict(sim: Simulator, broker_url: str, base: str, **overrides: Any) ->
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return config_file(path, config)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config import Settings, load_settings
+from tests.support._files import config_file
 
 # Looks like a real password on purpose: tests grep every output for it.
 CWA_PASSWORD = "Zq8-cwa-pa55word!"
@@ -43,9 +44,7 @@ ENV_ONLY: dict[str, str] = {
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
     def write(text: str, name: str = "config.yaml") -> Path:
-        path = tmp_path / name
-        path.write_text(text, encoding="utf-8")
-        return path
+        return config_file(tmp_path / name, text)
 
     return write
 

@@ -103,7 +103,9 @@ def recovery_bound_s(
     return backoffs + (failures + 1) * poll_wait_s + slack_s
 
 
-def eventually(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+def eventually(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` passes (False): for conditions that
+    offer no event to wait on. `tests.support.outputs.wait_until` is the asserting form."""
     deadline = time.monotonic() + timeout
     while True:
         if predicate():

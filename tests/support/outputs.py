@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
+from tests.support.convergence import eventually
 from tests.support.http_endpoint import Answer
 from tests.support.mqtt import MqttProbe
 
@@ -47,9 +47,7 @@ class Seen:
                     pytest.fail(f"a password appears in {label}")
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
+    """The one predicate wait of the tests: fails with ``what`` when ``condition`` is not met in time."""
+    if not eventually(condition, timeout):
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
