@@ -38,6 +38,9 @@ SETTABLE_STATUSES: tuple[Status, ...] = (
     Status.OFFLINE,
 )
 
+# What `<base>/bridge/info.session` says (the CWA client's states, as users see them).
+SESSION_STATES: tuple[str, ...] = ("connecting", "online", "reconnecting", "auth_failed", "stopped")
+
 # Busiest first: which of several users' statuses a status light shows (``priority`` in the config).
 DEFAULT_PRIORITY: tuple[Status, ...] = (
     Status.DO_NOT_DISTURB,

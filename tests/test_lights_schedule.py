@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.config.parsers import parse_days
 from bridge.lights.schedule import in_schedule, next_boundary
-from bridge.lights.spec import ScheduleSpec, parse_days
+from bridge.lights.spec import ScheduleSpec
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKDAYS = frozenset(range(5))

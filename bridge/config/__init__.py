@@ -53,7 +53,8 @@ from bridge.config.sections import (
     MqttConfig,
     WatchEntry,
 )
-from bridge.config.settings import ENV_PREFIX, REDACTED, Settings
+from bridge.config.settings import ENV_PREFIX, Settings
+from bridge.logs import REDACTED
 from bridge.presence import DEFAULT_PRIORITY
 
 __all__ = [

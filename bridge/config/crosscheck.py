@@ -15,8 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from bridge.config.parsers import ID_PATTERN
-from bridge.presence import derive_id
+from bridge.presence import ID_PATTERN, derive_id
 
 Problem = tuple[tuple[str | int, ...], str]
 PRESETS = ("wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw")

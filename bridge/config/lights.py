@@ -17,7 +17,6 @@ from bridge.config.crosscheck import ALL_PRESET_KEYS, preset_problems
 from bridge.config.errors import Problems
 from bridge.config.parsers import (
     DAY_NAMES,
-    ID_PATTERN,
     check_file,
     check_topic,
     parse_color,
@@ -26,7 +25,7 @@ from bridge.config.parsers import (
 )
 from bridge.config.sections import SectionModel
 from bridge.lights.presets import redact_url
-from bridge.presence import ALL_STATUSES, Status, normalize_activity
+from bridge.presence import ALL_STATUSES, ID_PATTERN, Status, normalize_activity
 
 PAYLOAD_PLACEHOLDERS = ("{hex}", "{HEX}", "{r}", "{g}", "{b}", "{status}", "{activity}", "{brightness}")
 
@@ -74,7 +73,9 @@ class ScheduleConfig(SectionModel):
 class LightConfig(SectionModel):
     """``lights[]`` — a status light driven over MQTT (docs/lights.md)."""
 
-    name: str = Field(description="Light name, [a-z0-9_-]+, unique.", pattern=r"^[a-z0-9_-]+$")
+    name: str = Field(
+        description="Light name, [a-z0-9_-], 1-64 characters, unique.", pattern=rf"^{ID_PATTERN.pattern}$"
+    )
     watch: tuple[str, ...] = Field(
         description='Watch ids (or "self") whose busiest status decides the colour; ties: first listed.'
     )

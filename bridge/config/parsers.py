@@ -14,7 +14,6 @@ from pathlib import Path
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
-ID_PATTERN = re.compile(r"[a-z0-9_-]+")
 _SIP = re.compile(r"sip:([^@\s:;?<>\"]+)@([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)", re.IGNORECASE)
 _COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 _HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -64,8 +63,8 @@ def parse_days(value: object) -> frozenset[int]:
         if word == "daily":
             days.update(range(7))
             continue
-        first, _, last = word.partition("-")
-        start, end = _day(first), _day(last or first)
+        first, dash, last = word.partition("-")
+        start, end = _day(first), _day(last if dash else first)
         days.update((start + i) % 7 for i in range((end - start) % 7 + 1))
     if not days:
         raise ValueError("no days given")

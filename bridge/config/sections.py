@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import NoDecode
 
 from bridge.config.parsers import (
-    ID_PATTERN,
     check_file,
     check_topic,
     normalize_sip_uri,
@@ -22,7 +21,7 @@ from bridge.config.parsers import (
     parse_listen,
 )
 from bridge.config.passwords import check_password_file, check_secret, resolve_password
-from bridge.presence import RESERVED_IDS, derive_id
+from bridge.presence import ID_PATTERN, RESERVED_IDS, derive_id
 
 
 class SectionModel(BaseModel):

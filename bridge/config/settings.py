@@ -37,7 +37,6 @@ from bridge.config.sections import (
 from bridge.presence import ALL_STATUSES, DEFAULT_PRIORITY, Status
 
 ENV_PREFIX = "CWA2MQTT_"
-REDACTED = "**********"
 
 
 def _json_or_list(value: Any) -> Any:

@@ -8,6 +8,8 @@ import html
 import re
 from importlib import resources
 
+from bridge.lights.spec import DEFAULT_PALETTE
+
 
 class BoardPage:
     """The board HTML with the title filled in and a CSP that admits exactly its inline code."""
@@ -17,7 +19,10 @@ class BoardPage:
 
     def __init__(self, title: str) -> None:
         template = resources.files("bridge").joinpath("web", "board.html").read_text(encoding="utf-8")
-        # The title is the only server-side substitution, escaped for HTML text.
+        # The status colours are the lights' palette (one palette for lights, colour topics and board).
+        for status, color in DEFAULT_PALETTE.items():
+            template = template.replace("{{%s}}" % status.value, color)  # noqa: UP031  # braces
+        # The title is the only other substitution, escaped for HTML text.
         self.body = template.replace("{{title}}", html.escape(title)).encode("utf-8")
         scripts = " ".join(self._hash(s) for s in self._SCRIPT.findall(template))
         styles = " ".join(self._hash(s) for s in self._STYLE.findall(template))

@@ -16,7 +16,6 @@ from bridge.lights.spec import (
     DEFAULT_PALETTE,
     LightSpec,
     ScheduleSpec,
-    parse_days,
 )
 
 __all__ = [
@@ -32,7 +31,6 @@ __all__ = [
     "in_schedule",
     "light_state_payload",
     "next_boundary",
-    "parse_days",
     "parse_override",
     "render",
     "status_color",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from bridge.presence import Status, normalize_activity
+from bridge.presence import Status, normalize_activity, valid_id
 
 Preset = Literal["wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw"]
 PRESETS: tuple[Preset, ...] = ("wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw")
@@ -37,8 +37,6 @@ OFF_STATUSES: frozenset[Status] = frozenset({Status.OFFLINE, Status.UNKNOWN})
 # Earlier = busier (the `priority` setting).
 
 _COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
-_NAME = re.compile(r"[a-z0-9_-]+")
-_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 def normalize_color(value: str) -> str:
@@ -46,37 +44,6 @@ def normalize_color(value: str) -> str:
     if not isinstance(value, str) or not _COLOR.fullmatch(value.strip()):
         raise ValueError(f"colour must be #RRGGBB, got {value!r}")
     return value.strip().upper()
-
-
-def _day(token: str, raw: str) -> int:
-    word = token.strip().lower()
-    for number, full in enumerate(_DAY_NAMES):
-        if word in (full[:3], full):
-            return number
-    raise ValueError(f"unknown day {raw.strip()!r}: use mon..sun, a range like mon-fri, or daily")
-
-
-def parse_days(spec: str | Iterable[str]) -> frozenset[int]:
-    """``mon-fri``, ``mon-sun``, ``daily``, ``sat,sun`` (or a list of those) → weekday numbers (0 = Mon).
-
-    A range may wrap the week (``fri-mon``). Day names are ``mon`` or ``monday``, any case.
-    """
-    parts = spec.split(",") if isinstance(spec, str) else [p for item in spec for p in str(item).split(",")]
-    days: set[int] = set()
-    for raw in parts:
-        if raw.strip().lower() == "daily":
-            days.update(range(7))
-            continue
-        first, sep, last = raw.partition("-")
-        day = _day(first, raw)
-        end = _day(last, raw) if sep else day
-        days.add(day)
-        while day != end:
-            day = (day + 1) % 7
-            days.add(day)
-    if not days:
-        raise ValueError("schedule days must name at least one day")
-    return frozenset(days)
 
 
 @dataclass(frozen=True)
@@ -140,8 +107,8 @@ class LightSpec:
     ca_file: str | None = None
 
     def __post_init__(self) -> None:
-        if not _NAME.fullmatch(self.name):
-            raise ValueError(f"light name must match [a-z0-9_-]+, got {self.name!r}")
+        if not valid_id(self.name):
+            raise ValueError(f"light name must match [a-z0-9_-], 1-64 characters, got {self.name!r}")
         watch = tuple(self.watch)
         if not watch:
             raise ValueError(f"light {self.name}: watch must list at least one id")

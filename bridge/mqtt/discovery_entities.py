@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.mqtt.topics import SESSION_STATES, Topics
-from bridge.presence import ALL_STATUSES, SETTABLE_STATUSES
+from bridge.mqtt.topics import Topics
+from bridge.presence import ALL_STATUSES, SESSION_STATES, SETTABLE_STATUSES
 
 HA_STATE_MAX = 255  # Home Assistant's longest state string (and the text entity's largest `max`)
 BRIDGE_ID = "bridge"

@@ -41,8 +41,6 @@ ATTRIBUTE_FIELDS: tuple[Field, ...] = ("status", "activity", "note")
 ONLINE = b"online"
 OFFLINE = b"offline"
 
-SESSION_STATES = ("connecting", "online", "reconnecting", "auth_failed", "stopped")
-
 
 def validate_publish_topic(topic: str) -> str:
     """Return ``topic`` unchanged, or raise ValueError if it cannot be published to."""
@@ -306,8 +304,8 @@ def info_payload(
     unwatchable: Mapping[str, str] | None = None,
 ) -> bytes:
     """``<base>/bridge/info``. ``cwa_server`` may be the full URL: only its host is published."""
-    if session not in SESSION_STATES:
-        raise ValueError(f"session must be one of {SESSION_STATES}, got {session!r}")
+    if session not in presence.SESSION_STATES:
+        raise ValueError(f"session must be one of {presence.SESSION_STATES}, got {session!r}")
     return _json(
         {
             "version": version,

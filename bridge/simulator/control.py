@@ -17,15 +17,51 @@ POST /reset-recordings      forget the recordings
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from bridge.presence import REPRESENTATIVE_AVAILABILITY, Status, format_timestamp
+from bridge.presence import REPRESENTATIVE_AVAILABILITY, Presence, Status, format_timestamp
+from bridge.simulator.faults import Faults
 from bridge.simulator.options import SimUser
+from bridge.simulator.recording import Recorded, SessionSnapshot
 from bridge.simulator.server import Reply, Request
 
-if TYPE_CHECKING:
-    from bridge.simulator.simulator import Simulator
+
+class Controlled(Protocol):
+    """What the control API needs of the simulator (`bridge.simulator.Simulator`)."""
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def recordings(self) -> Sequence[Recorded]: ...
+
+    def user_uris(self) -> list[str]: ...
+
+    def user(self, uri: str) -> SimUser: ...
+
+    def truth(self, uri: str) -> Presence: ...
+
+    def add_user(self, user: SimUser) -> None: ...
+
+    def set_presence(
+        self,
+        uri: str,
+        *,
+        availability: Any = ...,
+        activity: Any = ...,
+        note: Any = ...,
+        name: Any = ...,
+        note_type: Any = ...,
+    ) -> None: ...
+
+    def sessions(self) -> list[SessionSnapshot]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def clear_recordings(self) -> None: ...
+
 
 _PATCHABLE = ("availability", "activity", "note", "note_type", "name")
 _STATUS_NAMES = ", ".join(f"{s.value} ({n})" for s, n in REPRESENTATIVE_AVAILABILITY.items())
@@ -33,7 +69,7 @@ _USER_FIELDS = ("uri", "username", "password", "name", "availability", "activity
 
 
 class ControlApi:
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Controlled) -> None:
         self._sim = sim
 
     def __call__(self, request: Request) -> Reply:
