@@ -26,7 +26,8 @@ import httpx
 from bridge.backoff import BackoffPolicy, Sleeper, event_sleeper
 from bridge.cwa.commanding import STALL_MARGIN_S, SUBSCRIBE_BATCH, CommandWorker, RefreshDone
 from bridge.cwa.dispatch import apply_events
-from bridge.cwa.messages import Event, InitiateSession
+from bridge.cwa.events import Event
+from bridge.cwa.messages import InitiateSession
 from bridge.cwa.notices import CommandOutcome, Notice
 from bridge.cwa.ownstate import OwnState
 from bridge.cwa.reporting import Reporter
