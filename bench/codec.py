@@ -20,7 +20,7 @@ from lxml import etree
 from bench.common import Report, cli, yes
 from bench.cwa_session import BareSession
 from bridge.cwa import codec, xmlsafe
-from bridge.cwa.messages import UserPresenceEvent
+from bridge.cwa.events import UserPresenceEvent
 from bridge.presence import Presence
 from bridge.simulator import SimOptions, Simulator, load_users
 

@@ -23,7 +23,7 @@ from bench.common import Probe, Report, cli, mosquitto, pct
 from bench.cwa_session import BareSession
 from bench.harness import TimedBridge, config, uri, write
 from bridge.cwa import codec
-from bridge.cwa.messages import UserPresenceEvent
+from bridge.cwa.events import UserPresenceEvent
 from bridge.simulator import SimOptions, Simulator, load_users
 
 WATCHED = 100

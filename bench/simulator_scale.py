@@ -22,7 +22,8 @@ import time
 import httpx
 
 from bridge.cwa import codec
-from bridge.cwa.messages import InitiateSession, Logon, SubscribePresence, UserPresenceEvent
+from bridge.cwa.events import UserPresenceEvent
+from bridge.cwa.messages import InitiateSession, Logon, SubscribePresence
 from bridge.simulator import SimOptions, Simulator, load_users
 
 USERS, SESSIONS, SUBS = 10_000, 50, 200

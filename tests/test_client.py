@@ -17,34 +17,36 @@ import pytest
 from bridge.backoff import BackoffPolicy, InstantSleeper
 from bridge.cwa import codec
 from bridge.cwa.client import CwaClient, CwaClientSettings
+from bridge.cwa.events import (
+    Contact,
+    ContactGroupEvent,
+    Event,
+    EventBatch,
+    RequestFailedEvent,
+    RequestSucceededEvent,
+    SelfPresenceEvent,
+    SubscriptionState,
+    SubscriptionStateEvent,
+    UnknownEvent,
+    UserPresence,
+    UserPresenceEvent,
+)
 from bridge.cwa.messages import (
     Accepted,
     Category,
-    Contact,
-    ContactGroupEvent,
     ErrorInfo,
-    Event,
-    EventBatch,
     InitiateSession,
     Method,
     NoteContent,
     PublishSelfPresence,
     QueryPresence,
     Refused,
-    RequestFailedEvent,
-    RequestSucceededEvent,
     Response,
     ResponseBatch,
-    SelfPresenceEvent,
     StateContent,
     SubscribePresence,
-    SubscriptionState,
-    SubscriptionStateEvent,
     Succeeded,
     TerminateSession,
-    UnknownEvent,
-    UserPresence,
-    UserPresenceEvent,
 )
 from bridge.cwa.notices import (
     CommandNotice,

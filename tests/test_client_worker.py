@@ -17,6 +17,7 @@ import pytest
 from bridge.backoff import InstantSleeper
 from bridge.cwa.client import CwaClient, CwaClientSettings
 from bridge.cwa.commanding import QUEUE_MAX
+from bridge.cwa.events import SubscriptionState, SubscriptionStateEvent
 from bridge.cwa.messages import (
     Accepted,
     Method,
@@ -24,8 +25,6 @@ from bridge.cwa.messages import (
     QueryPresence,
     Response,
     SubscribePresence,
-    SubscriptionState,
-    SubscriptionStateEvent,
 )
 from bridge.cwa.notices import CommandNotice, Notice, SessionNotice, UserNotice, WatchabilityNotice
 from bridge.errors import CwaError, CwaUnavailable

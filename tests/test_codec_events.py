@@ -5,20 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bridge.cwa import codec
-from bridge.cwa.messages import (
-    Category,
+from bridge.cwa.events import (
     ConfigurationEvent,
     Contact,
-    ContactCardContent,
     ContactGroupEvent,
-    ErrorInfo,
     EventBatch,
     Group,
-    NoteContent,
     RequestFailedEvent,
     RequestSucceededEvent,
     SelfPresenceEvent,
-    StateContent,
     Subscriber,
     SubscribersEvent,
     SubscriptionState,
@@ -27,6 +22,7 @@ from bridge.cwa.messages import (
     UserPresence,
     UserPresenceEvent,
 )
+from bridge.cwa.messages import Category, ContactCardContent, ErrorInfo, NoteContent, StateContent
 from bridge.errors import CwaProtocolError
 from bridge.presence import Note
 

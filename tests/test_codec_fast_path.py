@@ -14,15 +14,8 @@ from hypothesis import strategies as st
 
 from bridge import presence
 from bridge.cwa import codec
-from bridge.cwa.messages import (
-    Category,
-    ContactCardContent,
-    EventBatch,
-    NoteContent,
-    StateContent,
-    UserPresence,
-    UserPresenceEvent,
-)
+from bridge.cwa.events import EventBatch, UserPresence, UserPresenceEvent
+from bridge.cwa.messages import Category, ContactCardContent, NoteContent, StateContent
 from bridge.errors import CwaProtocolError
 from bridge.presence import Note, Presence, normalize_activity
 

@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.cwa import codec
-from bridge.cwa.codec_categories import note_category, state_category
-from bridge.cwa.messages import EventBatch, UserPresence, UserPresenceEvent
+from bridge.cwa.codec_category_writer import note_category, state_category
+from bridge.cwa.events import EventBatch, UserPresence, UserPresenceEvent
 from bridge.cwa.session import MAX_POLL_WAIT_MS, CwaSession, Poll, SignIn
 from bridge.errors import CwaProtocolError
 from bridge.simulator import Simulator, SimUser

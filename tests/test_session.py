@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.cwa.messages import ConfigurationEvent, EventBatch, UnknownEvent
+from bridge.cwa.events import ConfigurationEvent, EventBatch, UnknownEvent
 from bridge.cwa.session import (
     EID_WINDOW,
     FAILURE_KINDS,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bridge.cwa import codec
-from bridge.cwa.messages import RequestFailedEvent, SubscriptionStateEvent, UserPresenceEvent
+from bridge.cwa.events import RequestFailedEvent, SubscriptionStateEvent, UserPresenceEvent
 from bridge.presence import Status
 from bridge.simulator import SimUser
 from tests.support.simulator import local, sign_in

@@ -1,16 +1,17 @@
-"""The CWA client: the I/O around `CwaSession` (README: "How it behaves toward CWA").
+"""The CWA client: the I/O around the protocol core `CwaProtocol` (README: "How it behaves toward CWA").
 
 Threads. `start()` signs in and starts the session on the caller's thread; then the poll thread
 (``cwa-poll``: data channel, sign-in, session start, recovery, presence notices in eid order) and
 the command worker (``cwa-command``, `commanding`: every other command-channel request) run. The
 poll thread never waits for the command channel, it only wakes the worker; of the public methods
-only `publish_self` waits, bounded, for its own result. Shared state is small and guarded by one
-lock; the session machine's ``epoch`` tells a result of an older step apart (a command that finds
-the ticket expired moves the machine while a long poll is held; that poll's answer is dropped).
-Both loops report to an optional `Liveness` registry how long their next step may take.
+only `publish_self` waits, bounded, for its own result. Both loops are thin: every decision is the
+core's (`protocol`), which they reach through one lock (`Guarded`); its ``epoch`` tells a result
+of an older step apart (a command that finds the ticket expired moves the session while a long
+poll is held; that poll's answer is dropped). Both loops report to an optional `Liveness`
+registry how long their next step may take.
 
-Next to it: `transport` (HTTP; the one place foreign errors are translated), `watching`,
-`ownstate`, `publishing`, `resync`, `dispatch` (what an answer's events mean), `reporting`.
+Next to it: `transport` (HTTP; the one place foreign errors are translated), `commanding` (the
+worker), `publishing` (the wait of a `publish_self` caller), `reporting` (notice delivery).
 """
 
 from __future__ import annotations
@@ -25,16 +26,14 @@ import httpx
 
 from bridge.backoff import BackoffPolicy, Sleeper, event_sleeper
 from bridge.cwa.commanding import STALL_MARGIN_S, SUBSCRIBE_BATCH, CommandWorker, RefreshDone
-from bridge.cwa.dispatch import apply_events
-from bridge.cwa.messages import Event, InitiateSession
+from bridge.cwa.guarded import Guarded
+from bridge.cwa.messages import InitiateSession
 from bridge.cwa.notices import CommandOutcome, Notice
-from bridge.cwa.ownstate import OwnState
+from bridge.cwa.protocol import CwaProtocol
 from bridge.cwa.reporting import Reporter
-from bridge.cwa.resync import ResyncPlan
-from bridge.cwa.session import Backoff, CwaSession, Poll, SessionState, SignIn, StartSession, Stopped
+from bridge.cwa.session import Backoff, Poll, SessionError, SignIn, StartSession, Stopped
 from bridge.cwa.settings import SUBSCRIBE_PER_POLL, CwaClientSettings
 from bridge.cwa.transport import REQUEST_THROTTLED, CwaTransport, describe, error_kind
-from bridge.cwa.watching import WatchState
 from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable, Throttled
 from bridge.liveness import Beat, Liveness
 from bridge.presence import REPRESENTATIVE_AVAILABILITY, Status
@@ -48,7 +47,7 @@ __all__ = [
 
 log = logging.getLogger("bridge.cwa.client")
 
-PROTOCOL_ERRORS_BEFORE_NEW_SESSION = 3  # a poisoned batch re-delivered at the same AckId forever
+_CHANNEL: dict[type, str] = {SignIn: "logon", StartSession: "command", Poll: "data"}  # for logs
 POLL_LOOP = "cwa-poll"
 COMMAND_LOOP = "cwa-command"
 
@@ -73,35 +72,30 @@ class CwaClient:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 — jitter, not security
         self._policy = BackoffPolicy(settings.backoff_initial_s, settings.backoff_max_s)
-        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._session = CwaSession()
-        self._transport = CwaTransport(settings, http, ticket=self._ticket, adopt_ticket=self._adopt_ticket)
-        self._report = Reporter(on_notice, on_metric, self._lock)
-        self.stats = self._report.stats  # error kind -> count
-        self._watch = WatchState(
-            watch_contacts=settings.watch_contacts,
-            per_poll=settings.subscribe_per_poll,
-            retry_at=self._retry_at,
-            emit=self._report.emit,
+        self._core = Guarded(
+            CwaProtocol(
+                watch_contacts=settings.watch_contacts,
+                per_poll=settings.subscribe_per_poll,
+                resync_s=settings.resync_s,
+                command_ttl_s=settings.command_ttl_s,
+                retry_delay=lambda attempt: self._policy.delay(attempt, self._rng),
+            )
         )
-        self._own = OwnState(self._report.emit)
-        self._resync = ResyncPlan(settings.resync_s)
+        with self._core as core:
+            self.stats = core.stats  # error kind -> count
+        self._transport = CwaTransport(settings, http, ticket=self._ticket, adopt_ticket=self._adopt_ticket)
+        self._report = Reporter(self._core, on_notice, on_metric)
         self._liveness = liveness
         self._beat: Beat | None = None
         self._worker = CommandWorker(
             settings,
-            self._lock,
-            self._session,
+            self._core,
             self._transport,
-            watch=self._watch,
-            own=self._own,
-            resync=self._resync,
-            report=self._report,
+            self._report,
             stop=self._stop,
             clock=clock,
-            retry_at=self._retry_at,
             failure=self._failure,
             beat=liveness.register(COMMAND_LOOP, 1.0 + STALL_MARGIN_S) if liveness else None,
         )
@@ -109,22 +103,20 @@ class CwaClient:
         # Monotonic time of the last poll answer applied (construction until the first one): the
         # data channel is stalled when this is older than poll_timeout_s plus a grace period.
         self.last_poll_completed: float = clock()
-        self._protocol_errors = 0
-        self._was_online = False
 
     # ================================================================== public API
 
     @property
     def state(self) -> str:
         """``connecting`` | ``online`` | ``reconnecting`` | ``auth_failed`` | ``stopped``."""
-        with self._lock:
-            return self._session.public_state
+        with self._core as core:
+            return core.public_state
 
     @property
     def unwatchable(self) -> dict[str, str]:
         """URI -> reason for every watched user CWA refuses to watch right now."""
-        with self._lock:
-            return self._watch.unwatchable
+        with self._core as core:
+            return core.watch.unwatchable
 
     def start(self) -> None:
         """Sign in and start the session on this thread, then start the poll thread and the worker.
@@ -135,9 +127,8 @@ class CwaClient:
         if self._thread is not None:
             raise RuntimeError("the CWA client was already started")
         while True:
-            with self._lock:
-                action = self._session.next_action()
-                epoch = self._session.epoch
+            with self._core as core:
+                action, epoch = core.next_action()
             if isinstance(action, Backoff):
                 continue  # a retried start(): the caller chose when to try again
             if isinstance(action, Poll):
@@ -150,7 +141,7 @@ class CwaClient:
                 self._failure(exc, epoch, "start")
                 raise
         if self._liveness is not None:
-            self._beat = self._liveness.register(POLL_LOOP, self._poll_budget_s())
+            self._beat = self._liveness.register(POLL_LOOP, self._s.poll_timeout_s)
         self._worker.start()
         self._thread = threading.Thread(target=self._run, name=POLL_LOOP, daemon=True)
         self._thread.start()
@@ -160,18 +151,17 @@ class CwaClient:
         deadline = time.monotonic() + timeout
         self._stop.set()
         self._worker.wake()
-        with self._lock:
-            sid = self._session.sid
-            rid = self._session.next_rid()
+        with self._core as core:
+            sid = core.sid
+            rid = core.session.next_rid()
         if sid is not None:
             try:
                 self._transport.terminate_session(sid, rid, max(0.05, min(0.5, timeout / 2)))
                 log.info("cwa.session.terminated sid=%s", sid)
             except (CwaError, CwaProtocolError) as exc:
                 log.info("cwa.session.terminate_failed error=%s", type(exc).__name__)
-        with self._lock:
-            self._session.stop()
-            self._own.release_waiters()
+        with self._core as core:
+            core.stop()
         if not self._worker.join(deadline - time.monotonic()):
             log.warning("cwa.client.stop_timeout thread=%s still in a request", COMMAND_LOOP)
         thread = self._thread
@@ -180,16 +170,14 @@ class CwaClient:
             if thread.is_alive():
                 log.warning("cwa.client.stop_timeout thread=%s still in a request", POLL_LOOP)
                 return
-        self._report.emit_state(self._session)
+        with self._core as core:
+            core.note_state()
         self._report.flush()
 
     def set_watched(self, uris: Sequence[str]) -> None:
         """Replace the watch set; the worker subscribes what this session lacks. Never blocks."""
-        with self._lock:
-            new = self._watch.set_watched(uris)
-            if self._session.sid is None:
-                return  # subscribed when the session starts
-            queued = self._watch.enqueue(new)
+        with self._core as core:
+            queued = core.set_watched(uris)
         if queued:
             self._worker.wake()
 
@@ -218,9 +206,8 @@ class CwaClient:
         try:
             while not self._stop.is_set():
                 self._state_changed()
-                with self._lock:
-                    action = self._session.next_action()
-                    epoch = self._session.epoch
+                with self._core as core:
+                    action, epoch = core.next_action()
                 if isinstance(action, Stopped):
                     break
                 if isinstance(action, Backoff):
@@ -235,38 +222,31 @@ class CwaClient:
                 try:
                     self._perform(action, epoch)
                 except (CwaError, CwaProtocolError) as exc:
-                    self._failure(exc, epoch, _channel(action))
+                    self._failure(exc, epoch, _CHANNEL[type(action)])
                 except Exception:  # the client never dies from bad input
                     log.exception("cwa.client.unexpected_error")
-                    self._failure(CwaUnavailable("unexpected error"), epoch, _channel(action))
+                    self._failure(CwaUnavailable("unexpected error"), epoch, _CHANNEL[type(action)])
         finally:
-            with self._lock:
-                self._session.stop()
-                self._own.release_waiters()
-            self._report.emit_state(self._session)
+            with self._core as core:
+                core.stop()
+                core.note_state()
             self._report.flush()
             if self._beat is not None:
                 self._beat.retire()
 
     def _state_changed(self) -> None:
         """Notices out; a session back online sends a queued own state at once."""
-        self._report.emit_state(self._session)
+        now = self._clock()
+        with self._core as core:
+            core.note_state()
+            due = core.session_back(now)
         self._report.flush()
-        with self._lock:
-            online = self._session.state is SessionState.ONLINE
-            back = online and not self._was_online
-            self._was_online = online
-            due = back and self._own.session_back(self._clock())
         if due:
             self._worker.wake()
 
     def _progress(self, within_s: float) -> None:
         if self._beat is not None:
             self._beat.progress(within_s + STALL_MARGIN_S)
-
-    def _poll_budget_s(self) -> float:
-        """The longest a data-channel exchange may take: its overall deadline."""
-        return self._s.poll_timeout_s
 
     def _perform(self, action: SignIn | StartSession | Poll, epoch: int) -> None:
         if isinstance(action, SignIn):
@@ -280,9 +260,8 @@ class CwaClient:
 
     def _sign_in(self, epoch: int) -> None:
         signed_in = self._transport.sign_in()
-        with self._lock:
-            if self._session.epoch == epoch:
-                self._session.signed_in(signed_in.ticket, signed_in.sign_in_data)
+        with self._core as core:
+            core.signed_in(epoch, signed_in.ticket, signed_in.sign_in_data)
         log.info("cwa.sign_in.ok user=%s auth=%s", self._s.username, self._s.auth)
 
     def _start_session(self, action: StartSession, epoch: int) -> None:
@@ -296,13 +275,12 @@ class CwaClient:
         )
         reply = self._transport.initiate_session(method)
         sid = reply.sid or ""  # never empty: the transport raises for an answer without a sid
-        with self._lock:
-            if self._session.epoch != epoch:
-                return
-            self._session.session_started(sid, reply.poll_wait_time)
-            self._new_session_reset()
-            self._watch.enqueue(self._watch.targets())
-            restarted = self._session.sessions > 1
+        now = self._clock()
+        with self._core as core:
+            restarted = core.session_started(epoch, sid, reply.poll_wait_time, now)
+        if restarted is None:
+            return
+        self._last_poll_end = None
         log.info("cwa.session.started sid=%s poll_wait_ms=%s", sid, reply.poll_wait_time)
         if restarted:
             self._report.metric("session_restart", 1.0)
@@ -316,52 +294,36 @@ class CwaClient:
                 self._progress(remaining)
                 if self._sleep(remaining, self._stop):
                     return
-        with self._lock:
-            if self._session.epoch != epoch:
-                return  # a command found the session gone while we waited
-            settled = self._watch.settled()
+        with self._core as core:
+            current, settled = core.poll_begin(epoch)
+        if not current:
+            return  # a command found the session gone while we waited
         started = self._clock()
-        self._progress(self._poll_budget_s())
+        self._progress(self._s.poll_timeout_s)
         try:
             answer = self._transport.fetch_events(action.sid, action.ack_id)
         finally:
             self._last_poll_end = self._clock()
         self._report.metric("poll_latency", self._last_poll_end - started)
         batch, channel_error = self._transport.read_events(answer)
-        with self._lock:
-            if self._session.epoch != epoch:
-                return
-            fresh = self._session.events_received(batch)
-            self.last_poll_completed = self._clock()
-            self._protocol_errors = 0
-            more = self._watch.answered(settled) or self._worker.is_due(self._clock())
-            if self._session.epoch != epoch:
-                log.warning("cwa.session.lost reason=server_restart ack_id_went_back=%s", batch.ack_id)
-                self._report.count("server_restart")
-                return
-        self._report.metric("events", float(len(fresh)))
-        if self._dispatch(fresh) or more:
+        now = self._clock()
+        with self._core as core:
+            answered = core.poll_answered(epoch, batch, settled, now)
+        if answered is None:
+            return
+        self.last_poll_completed = now
+        if answered.restarted:
+            log.warning("cwa.session.lost reason=server_restart ack_id_went_back=%s", batch.ack_id)
+            self._report.metric("error", "server_restart")
+            return
+        self._report.metric("events", float(answered.events))
+        self._report.flush()
+        if answered.wake:
             self._worker.wake()
         if channel_error is not None and channel_error.code == REQUEST_THROTTLED:
             raise Throttled("data channel: request throttled (18101)")
         if channel_error is not None:
             raise CwaUnavailable(f"data channel: {channel_error.describe()}")
-
-    def _dispatch(self, events: Sequence[Event]) -> bool:
-        """Events -> notices and bookkeeping; returns whether the worker has new subscriptions."""
-        with self._lock:
-            online = self._session.sid is not None
-            wake = apply_events(
-                events,
-                now=self._clock(),
-                online=online,
-                own=self._own,
-                watch=self._watch,
-                resync=self._resync,
-                emit=self._report.emit,
-            )
-        self._report.flush()
-        return wake
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -374,43 +336,17 @@ class CwaClient:
         # A failed first sign-in is reported by its caller, which retries it (one line per attempt).
         level = logging.DEBUG if channel == "start" else logging.WARNING
         log.log(level, "cwa.%s.failed kind=%s error=%s", channel, kind, describe(exc))
-        with self._lock:
-            if self._session.epoch != epoch or self._session.state is SessionState.STOPPED:
-                return
-            if kind == "protocol" and self._session.sid is not None:
-                self._protocol_errors += 1
-                if self._protocol_errors >= PROTOCOL_ERRORS_BEFORE_NEW_SESSION:
-                    self._protocol_errors = 0
-                    kind = "session_gone"
-            if kind == "command_failed":
-                kind = "unavailable"
+        with self._core as core:
             try:
-                self._session.failed(kind)
-            except Exception:  # an impossible input must not kill the poll thread
+                core.failed(kind, epoch)
+            except SessionError:  # a kind the core does not know: the client must not die of it
                 log.exception("cwa.session.bad_input kind=%s", kind)
-                self._session.failed("unavailable")
-
-    def _new_session_reset(self) -> None:
-        """Per-session bookkeeping starts afresh; commanded state is re-published."""
-        self._watch.new_session()
-        self._own.new_session(self._clock())
-        self._resync.session_started(self._clock())
-        self._last_poll_end = None
-        self._protocol_errors = 0
+                core.failed("unavailable", epoch)
 
     def _ticket(self) -> str | None:
-        with self._lock:
-            return self._session.ticket
+        with self._core as core:
+            return core.session.ticket
 
     def _adopt_ticket(self, ticket: str | None) -> None:
-        with self._lock:  # the newest ticket of ANY response wins
-            self._session.adopt_ticket(ticket)
-
-    def _retry_at(self, attempt: int) -> float:
-        return self._clock() + self._policy.delay(attempt, self._rng)
-
-
-def _channel(action: SignIn | StartSession | Poll) -> str:
-    if isinstance(action, SignIn):
-        return "logon"
-    return "command" if isinstance(action, StartSession) else "data"
+        with self._core as core:  # the newest ticket of ANY response wins
+            core.session.adopt_ticket(ticket)

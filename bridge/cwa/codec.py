@@ -20,13 +20,14 @@ Server side (the simulator):
 Every decode_* raises `CwaProtocolError` (and nothing else) for malformed, hostile or oversized input.
 
 Implementation: `codec_common` (constants, `WireStyle`, lenient readers), `codec_categories`
-(``cwaCategory`` payloads, ``error``), `codec_requests`, `codec_responses`, `codec_events`; the
-hardened parser is `bridge.cwa.xmlsafe`. Import from this module only.
+(reading ``cwaCategory`` payloads), `codec_category_writer` (writing them), `codec_errors`
+(``error``), `codec_requests`, `codec_responses`, `codec_events`; the hardened parser is
+`bridge.cwa.xmlsafe`. Import from this module only.
 """
 
 from __future__ import annotations
 
-from bridge.cwa.codec_categories import note_category, state_category
+from bridge.cwa.codec_category_writer import note_category, state_category
 from bridge.cwa.codec_common import (
     DEFAULT_MAX_BYTES,
     NOTE_INSTANCE_MASK,

@@ -1,4 +1,4 @@
-"""``cwaCategory`` payloads (§6) and ``error``/``sipResponse`` elements (§5.2), both directions.
+"""Reading ``cwaCategory`` payloads: the hot path of every presence snapshot.
 
 Reading matches local names only, so default namespaces, prefixes, the ``https://`` rendering of the
 schema namespaces and payloads with no namespace at all read the same (§8.12, §8.15).
@@ -8,21 +8,12 @@ from __future__ import annotations
 
 from itertools import chain
 
-from lxml import etree  # type: ignore[import-untyped, unused-ignore]
-
 from bridge.cwa.codec_common import (
-    NOTE_INSTANCE_MASK,
-    NS_CONTACTCARD,
-    NS_NOTE,
-    NS_STATE,
     NS_XSI,
-    USER_STATE_INSTANCE_MASK,
     Element,
     attr,
-    children,
     name_of,
     strip_prefix,
-    sub,
     to_bool,
     to_int,
 )
@@ -30,7 +21,6 @@ from bridge.cwa.messages import (
     Category,
     CategoryContent,
     ContactCardContent,
-    ErrorInfo,
     NoteContent,
     StateContent,
 )
@@ -279,136 +269,4 @@ def read_category(el: Element) -> Category:
     return Category(name=attr(el, "name") or "")
 
 
-# --------------------------------------------------------------------------- writing categories
-
-
-def write_category(parent: Element, category: Category, *, tag: str, instance_attr: str) -> Element:
-    el = sub(parent, tag, name=category.name)
-    if category.instance is not None:
-        el.set(instance_attr, str(category.instance))
-    if category.version is not None:
-        el.set("version", str(category.version))
-    if category.publish_time is not None:
-        el.set("publishTime", category.publish_time)
-    content = category.content
-    if isinstance(content, StateContent):
-        _write_state(el, content)
-    elif isinstance(content, NoteContent):
-        note = etree.SubElement(el, f"{{{NS_NOTE}}}note", nsmap={None: NS_NOTE})
-        for body in content.bodies:
-            sub(note, f"{{{NS_NOTE}}}body", body.text or None, type=body.kind, uri="")
-    elif isinstance(content, ContactCardContent):
-        card = etree.SubElement(el, f"{{{NS_CONTACTCARD}}}contactCard", nsmap={None: NS_CONTACTCARD})
-        identity = sub(card, f"{{{NS_CONTACTCARD}}}identity")
-        if content.display_name is not None:
-            name = sub(identity, f"{{{NS_CONTACTCARD}}}name")
-            sub(name, f"{{{NS_CONTACTCARD}}}displayName", content.display_name)
-        if content.email is not None:
-            sub(identity, f"{{{NS_CONTACTCARD}}}email", content.email)
-    return el
-
-
-def _write_state(parent: Element, content: StateContent) -> None:
-    state = etree.SubElement(parent, f"{{{NS_STATE}}}state", nsmap={None: NS_STATE, "xsi": NS_XSI})
-    if content.state_type is not None:
-        state.set(f"{{{NS_XSI}}}type", content.state_type)
-    if content.manual:
-        state.set("manual", "true")
-    if content.availability is not None:
-        sub(state, f"{{{NS_STATE}}}availability", str(content.availability))
-    if content.activity is not None or content.activity_custom is not None:
-        activity = sub(state, f"{{{NS_STATE}}}activity", token=content.activity)
-        if content.activity_custom is not None:
-            sub(activity, f"{{{NS_STATE}}}custom", content.activity_custom)
-
-
-def state_category(availability: int, manual: bool = True) -> Category:
-    """A ``userState`` to publish (§3.7): the userState instance family, ``manual`` by default."""
-    return Category(
-        name="state",
-        instance=USER_STATE_INSTANCE_MASK,
-        content=StateContent(state_type="userState", availability=availability, manual=manual),
-    )
-
-
-def note_category(text: str) -> Category:
-    """A personal note to publish (§3.7, §6.6); ``""`` publishes a body without text (clears it)."""
-    return Category(name="note", instance=NOTE_INSTANCE_MASK, content=NoteContent((Note("personal", text),)))
-
-
-# --------------------------------------------------------------------------- errors (§5.2, §8.18)
-
-_ERROR_ELEMENTS = frozenset({"error", "exception", "exceptionDetail"})
-
-
-def read_error(el: Element, depth: int = 0) -> ErrorInfo:
-    """Everything an ``error`` (or a ``requestFailed`` around one) says, leniently (§8.18).
-
-    Reads ``code subCode reason detail`` from attributes (or same-named child elements), a
-    ``sipResponse`` (``detail``, ``description``, ``reason`` or ``warning`` as its text; ``code``
-    preferred for the number), and the old ``exception``/``exceptionDetail`` children.
-    """
-    code = to_int(attr(el, "code"))
-    sub_code = to_int(attr(el, "subCode"))
-    reason = attr(el, "reason")
-    detail = attr(el, "detail")
-    sip_code: int | None = None
-    sip_detail: str | None = None
-    for name, kid in children(el):
-        if name == "sipResponse" and sip_code is None and sip_detail is None:
-            sip_code = to_int(attr(kid, "code"))
-            sip_detail = (
-                attr(kid, "detail") or attr(kid, "description") or attr(kid, "reason") or attr(kid, "warning")
-            )
-        elif name in _ERROR_ELEMENTS and depth < 8:
-            inner = read_error(kid, depth + 1)
-            code = code if code is not None else inner.code
-            sub_code = sub_code if sub_code is not None else inner.sub_code
-            reason = reason or inner.reason
-            text = (kid.text or "").strip() or None
-            detail = detail or inner.detail or (text if name == "exceptionDetail" else None)
-            if name == "exception" and text and not reason:
-                reason = text
-            if sip_code is None and sip_detail is None:
-                sip_code, sip_detail = inner.sip_code, inner.sip_detail
-        elif name == "code" and code is None:
-            code = to_int(kid.text)
-        elif name == "subCode" and sub_code is None:
-            sub_code = to_int(kid.text)
-        elif name in ("reason", "message") and reason is None:
-            reason = (kid.text or "").strip() or None
-        elif name == "detail" and detail is None:
-            detail = (kid.text or "").strip() or None
-    return ErrorInfo(
-        code=code, sub_code=sub_code, reason=reason, detail=detail, sip_code=sip_code, sip_detail=sip_detail
-    )
-
-
-def write_error(parent: Element, info: ErrorInfo, *, tag: str = "error", **extra: str | None) -> Element:
-    el = sub(
-        parent,
-        tag,
-        **extra,
-        code=None if info.code is None else str(info.code),
-        subCode=None if info.sub_code is None else str(info.sub_code),
-        reason=info.reason,
-        detail=info.detail,
-    )
-    if info.sip_code is not None or info.sip_detail is not None:
-        sub(
-            el,
-            "sipResponse",
-            code=None if info.sip_code is None else str(info.sip_code),
-            detail=info.sip_detail,
-        )
-    return el
-
-
-__all__ = [
-    "note_category",
-    "read_category",
-    "read_error",
-    "state_category",
-    "write_category",
-    "write_error",
-]
+__all__ = ["read_categories", "read_category"]

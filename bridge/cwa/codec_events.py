@@ -11,7 +11,8 @@ from collections.abc import Callable
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from bridge.cwa import xmlsafe
-from bridge.cwa.codec_categories import read_categories, read_error, write_category, write_error
+from bridge.cwa.codec_categories import read_categories
+from bridge.cwa.codec_category_writer import write_category
 from bridge.cwa.codec_common import (
     DEFAULT_MAX_BYTES,
     Element,
@@ -26,7 +27,8 @@ from bridge.cwa.codec_common import (
     to_bool,
     to_int,
 )
-from bridge.cwa.messages import (
+from bridge.cwa.codec_errors import read_error, write_error
+from bridge.cwa.events import (
     ConfigurationEvent,
     Contact,
     ContactAction,

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from bridge.cwa import xmlsafe
-from bridge.cwa.codec_categories import read_categories, write_category
+from bridge.cwa.codec_categories import read_categories
+from bridge.cwa.codec_category_writer import write_category
 from bridge.cwa.codec_common import (
     DEFAULT_MAX_BYTES,
     NS_CWA,

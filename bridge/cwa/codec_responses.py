@@ -7,7 +7,6 @@ from typing import Literal
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from bridge.cwa import xmlsafe
-from bridge.cwa.codec_categories import read_error, write_error
 from bridge.cwa.codec_common import (
     DEFAULT_MAX_BYTES,
     Element,
@@ -19,6 +18,7 @@ from bridge.cwa.codec_common import (
     sub,
     to_int,
 )
+from bridge.cwa.codec_errors import read_error, write_error
 from bridge.cwa.messages import Accepted, Refused, Response, ResponseBatch, Succeeded
 from bridge.errors import CwaProtocolError
 

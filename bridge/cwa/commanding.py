@@ -13,9 +13,10 @@ with `CwaUnavailable` ("busy"). A refresh for a target that already has one wait
 Subscriptions and re-publishes are not queued: they are state (`WatchState`, `OwnState`) that the
 worker brings up to date each time it wakes (at least once a second).
 
-Shares the client's lock and session machine: a session-level failure of a command (ticket
-expired, session gone) is handed to the client's ``failure`` so it moves the machine (the epoch
-keeps that from racing with the poll thread).
+The worker decides nothing itself: it asks the protocol core (`CwaProtocol`, through the
+client's one lock) what is due, does the HTTP, and tells the core what came back. A
+session-level failure of a command (ticket expired, session gone) is handed to the client's
+``failure`` so it moves the session (the epoch keeps that from racing with the poll thread).
 """
 
 from __future__ import annotations
@@ -27,22 +28,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bridge.cwa.messages import (
-    Method,
-    QueryPresence,
-    Refused,
-    ResponseBatch,
-    SubscribePresence,
-)
+from bridge.cwa.guarded import Guarded
+from bridge.cwa.messages import Method, QueryPresence, Refused, ResponseBatch, SubscribePresence
 from bridge.cwa.notices import CommandOutcome
-from bridge.cwa.ownstate import OwnState
+from bridge.cwa.protocol import CwaProtocol
 from bridge.cwa.publishing import OwnPublisher, PublishJob
 from bridge.cwa.reporting import Reporter
-from bridge.cwa.resync import ResyncPlan
-from bridge.cwa.session import CwaSession, SessionState
 from bridge.cwa.settings import CwaClientSettings
 from bridge.cwa.transport import CwaTransport, command_failed, error_kind
-from bridge.cwa.watching import WatchState
 from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable, SessionGone, TicketExpired
 from bridge.liveness import Beat
 from bridge.presence import Status
@@ -78,39 +71,27 @@ class CommandWorker:
     def __init__(
         self,
         settings: CwaClientSettings,
-        lock: threading.RLock,
-        session: CwaSession,
+        core: Guarded[CwaProtocol],
         transport: CwaTransport,
-        *,
-        watch: WatchState,
-        own: OwnState,
-        resync: ResyncPlan,
         report: Reporter,
+        *,
         stop: threading.Event,
         clock: Callable[[], float],
-        retry_at: Callable[[int], float],
         failure: Callable[[CwaError | CwaProtocolError, int, str], None],
         beat: Beat | None = None,
     ) -> None:
         self._s = settings
-        self._lock = lock
-        self._session = session
+        self._core = core
         self._transport = transport
-        self._watch = watch
-        self._own = own
-        self._resync = resync
         self._report = report
         self._stop = stop
         self._clock = clock
-        self._retry_at = retry_at
         self._failure = failure
         self._beat = beat
         self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=QUEUE_MAX + 1)  # +1: room for a wake-up
-        self._waiting_refresh: dict[str | None, _Refresh] = {}
-        self._wake_pending = False
-        self._publisher = OwnPublisher(
-            settings, lock, session, own, report, clock=clock, retry_at=retry_at, command=self._command
-        )
+        self._waiting_refresh: dict[str | None, _Refresh] = {}  # guarded by the core's lock
+        self._wake_pending = False  # guarded by the core's lock
+        self._publisher = OwnPublisher(settings, core, clock=clock, command=self._command)
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle (client)
@@ -131,24 +112,19 @@ class CommandWorker:
 
     def wake(self) -> None:
         """Look at due work now (new subscriptions, a session back). Never blocks."""
-        with self._lock:
+        with self._core:
             if self._wake_pending:
                 return  # one wake-up in the queue is enough
             self._wake_pending = True
         with contextlib.suppress(queue.Full):  # a full queue: the worker is awake anyway
             self._jobs.put_nowait(None)
 
-    def is_due(self, now: float) -> bool:
-        """Whether retries, a re-publish or a resync batch are due (the caller holds the lock)."""
-        dues = (self._watch.next_due(), self._resync.next_due())
-        return self._own.is_due(now) or any(d is not None and d <= now for d in dues)
-
     # ------------------------------------------------------------------ requests (any thread)
 
     def refresh(self, uri: str | None, on_done: RefreshDone | None) -> None:
         """See `CwaClient.refresh`: enqueues, never waits for CWA."""
-        with self._lock:
-            if self._session.sid is None:
+        with self._core as core:
+            if core.sid is None:
                 raise CwaUnavailable("the CWA session is down; presence is re-read on recovery")
             job = self._waiting_refresh.get(uri) or self._waiting_refresh.get(None)
             if job is None:
@@ -182,7 +158,7 @@ class CommandWorker:
             except queue.Empty:
                 job = None
             if job is None:
-                with self._lock:
+                with self._core:
                     self._wake_pending = False
             if self._stop.is_set():
                 break
@@ -203,9 +179,9 @@ class CommandWorker:
 
     def _idle_wait(self) -> float:
         now = self._clock()
-        with self._lock:
-            dues = [d for d in (self._watch.next_due(), self._resync.next_due()) if d is not None]
-        return max(0.0, min([IDLE_WAKE_S, *(d - now for d in dues)]))
+        with self._core as core:
+            due = core.next_due()
+        return max(0.0, min(IDLE_WAKE_S, IDLE_WAKE_S if due is None else due - now))
 
     def _drain(self) -> None:
         """Stopped: waiting requests fail at once instead of at their callers' deadlines."""
@@ -225,14 +201,14 @@ class CommandWorker:
             self._beat.progress(self._s.timeout_s + STALL_MARGIN_S)
 
     def _run_refresh(self, job: _Refresh) -> None:
-        with self._lock:
+        with self._core as core:
             if self._waiting_refresh.get(job.uri) is job:
                 del self._waiting_refresh[job.uri]
-            targets = [job.uri] if job.uri else list(self._watch.targets())
+            targets = [job.uri] if job.uri else list(core.watch.targets())
         try:
             for chunk in _batches(targets):
-                with self._lock:
-                    rid = self._session.next_rid()
+                with self._core as core:
+                    rid = core.session.next_rid()
                 reply = self._command([QueryPresence(rid=rid, uris=chunk)]).for_rid(rid)
                 if isinstance(reply, Refused):
                     raise command_failed(reply.error)
@@ -246,39 +222,34 @@ class CommandWorker:
     def maintain(self) -> None:
         """Own state (re-)publishing, subscriptions (new, single re-tries, due retries) and resync."""
         now = self._clock()
-        with self._lock:
-            if self._session.sid is None:
-                return
-            online = self._session.state is SessionState.ONLINE
-            if online:
-                self._own.expired(now, self._s.command_ttl_s)
-            publish = online and self._own.is_due(now)
-            self._watch.enqueue(self._watch.due(now))
-            singles = self._watch.take_singles()
-            todo, slices = self._watch.take()
-            resync = self._resync.take(now, self._watch.targets()) if online else None
-        if publish:
+        with self._core as core:
+            work = core.due_work(now)
+        if work is None:
+            return
+        if work.republish:
             self._publisher.republish()
-        self._subscribe(singles, batch=1)
+        self._subscribe(work.singles, batch=1)
         try:
-            self._subscribe(todo)
+            self._subscribe(work.batch)
         finally:
-            with self._lock:
-                self._watch.slice_sent(slices)
-        if todo or singles:
+            with self._core as core:
+                core.watch.slice_sent(work.slices)
+        if work.batch or work.singles:
+            with self._core as core:
+                backlog = len(core.watch.backlog)
             log.debug(
                 "cwa.subscribe.sent uris=%d singles=%d backlog=%d",
-                len(todo),
-                len(singles),
-                len(self._watch.backlog),
+                len(work.batch),
+                len(work.singles),
+                backlog,
             )
-        if resync:
-            self._query_resync(resync)
+        if work.resync:
+            self._query_resync(work.resync)
 
     def _query_resync(self, uris: tuple[str, ...]) -> None:
-        with self._lock:
-            rid = self._session.next_rid()
-            self._resync.queried(uris, self._clock())
+        now = self._clock()
+        with self._core as core:
+            rid = core.resync_begin(uris, now)
         try:
             reply = self._command([QueryPresence(rid=rid, uris=uris)]).for_rid(rid)
         except (CwaError, CwaProtocolError) as exc:
@@ -291,27 +262,26 @@ class CommandWorker:
 
     def _subscribe(self, todo: Sequence[str], batch: int = SUBSCRIBE_BATCH) -> None:
         for chunk in _batches(todo, batch):
-            with self._lock:
-                rid = self._session.next_rid()
-                self._watch.sending(rid, chunk)
+            with self._core as core:
+                rid = core.subscribe_begin(chunk)
             try:
                 answer = self._command([SubscribePresence(rid=rid, uris=chunk)])
             except (CwaError, CwaProtocolError):
-                with self._lock:
-                    self._watch.send_failed(rid, chunk)  # retried by `maintain` after a back-off
+                now = self._clock()
+                with self._core as core:
+                    core.subscribe_failed(rid, chunk, now)  # retried by `maintain` after a back-off
                 continue
             reply = answer.for_rid(rid)
             if isinstance(reply, Refused):
-                with self._lock:
-                    self._watch.refused(rid, chunk, reply.error)
-                    again = self._watch.take_singles() if batch > 1 else []
+                now = self._clock()
+                with self._core as core:
+                    again = core.subscribe_refused(rid, chunk, reply.error, now, split=batch > 1)
                 self._subscribe(again, batch=1)  # one URI each: an unknown user affects no other
 
     def _command(self, methods: Sequence[Method]) -> ResponseBatch:
         """POST methods on the current session. Session-level failures move the machine."""
-        with self._lock:
-            sid = self._session.sid
-            epoch = self._session.epoch
+        with self._core as core:
+            sid, epoch = core.sid, core.epoch
         if sid is None:
             raise CwaUnavailable("the CWA session is down")
         self._exchange_beat()

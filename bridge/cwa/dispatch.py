@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from bridge.cwa.messages import (
+from bridge.cwa.events import (
     ContactGroupEvent,
     Event,
     RequestFailedEvent,

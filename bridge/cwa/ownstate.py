@@ -8,15 +8,16 @@ publishes waiting for their asynchronous requestSucceeded/requestFailed: a calle
 `CwaClient.publish_self` blocked on its `Waiter`, or a `Pending` re-publish whose refusal, or
 confirmation when it carries a queued command, becomes a `CommandNotice`.
 
-Bookkeeping only: no I/O, no clock (callers pass the times), not thread-safe (the client calls it
-holding its lock). A `Waiter` is the one thing shared with another thread, through its Event.
+Bookkeeping only: no I/O, no clock (callers pass the times), not thread-safe (the protocol core
+owns it). A `Waiter` is the one thing shared with another thread, through the `Signal` its caller
+gives it (a ``threading.Event``).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bridge.cwa import codec
 from bridge.cwa.messages import Category, ErrorInfo
@@ -26,11 +27,19 @@ from bridge.presence import REPRESENTATIVE_AVAILABILITY, Status
 Commanded = tuple[Status | None, str | None]
 
 
+class Signal(Protocol):
+    """What a waiting caller blocks on (a ``threading.Event``)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+
 class Waiter:
     """A caller of `publish_self` waiting for requestSucceeded/requestFailed of its rid."""
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
+    def __init__(self, done: Signal) -> None:
+        self.done = done
         self.ok = False
         self.lost = False
         self.error: ErrorInfo | None = None
@@ -78,8 +87,8 @@ class OwnState:
         self._due = now
         return CommandOutcome(applied=False, queued=True)
 
-    def wait_for(self, rid: str) -> Waiter:
-        waiter = self._waiters[rid] = Waiter()
+    def wait_for(self, rid: str, done: Signal) -> Waiter:
+        waiter = self._waiters[rid] = Waiter(done)
         return waiter
 
     def forget(self, rid: str) -> None:

@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bridge.cwa.guarded import Guarded
 from bridge.cwa.messages import ErrorInfo, Method, PublishSelfPresence, Refused, ResponseBatch
 from bridge.cwa.notices import CommandNotice, CommandOutcome
-from bridge.cwa.ownstate import Commanded, OwnState, Waiter, categories
-from bridge.cwa.reporting import Reporter
-from bridge.cwa.session import CwaSession, SessionState
+from bridge.cwa.ownstate import Commanded, Waiter, categories
+from bridge.cwa.protocol import CwaProtocol
 from bridge.cwa.settings import CwaClientSettings
 from bridge.cwa.transport import command_failed
 from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable
@@ -35,6 +35,7 @@ class PublishJob:
     previous: Commanded
     arrived: float
     sent: threading.Event = field(default_factory=threading.Event)  # the worker is done with it
+    done: threading.Event = field(default_factory=threading.Event)  # CWA's result arrived
     started: bool = False
     abandoned: bool = False  # the caller stopped waiting: the result becomes a CommandNotice
     outcome: CommandOutcome | None = None  # queued instead of sent
@@ -47,22 +48,14 @@ class OwnPublisher:
     def __init__(
         self,
         settings: CwaClientSettings,
-        lock: threading.RLock,
-        session: CwaSession,
-        own: OwnState,
-        report: Reporter,
+        core: Guarded[CwaProtocol],
         *,
         clock: Callable[[], float],
-        retry_at: Callable[[int], float],
         command: Callable[[Sequence[Method]], ResponseBatch],
     ) -> None:
         self._s = settings
-        self._lock = lock
-        self._session = session
-        self._own = own
-        self._report = report
+        self._core = core
         self._clock = clock
-        self._retry_at = retry_at
         self._command = command
 
     def publish_self(
@@ -70,15 +63,15 @@ class OwnPublisher:
     ) -> CommandOutcome:
         """See `CwaClient.publish_self`: ``put`` hands the job to the worker; blocks the caller
         (never the poll thread) for its turn, the exchange and CWA's result, each bounded."""
-        with self._lock:
-            previous = self._own.command(status, note)
-            if self._session.state is not SessionState.ONLINE:
-                return self._own.queue(self._clock())
+        with self._core as core:
+            previous = core.own.command(status, note)
+            if not core.online:
+                return core.own.queue(self._clock())
             job = PublishJob(status, note, previous, self._clock())
             try:
                 put(job)
             except CwaUnavailable:
-                self._own.restore(previous)
+                core.own.restore(previous)
                 raise
         if not job.sent.wait(self._s.timeout_s + 1.0) and not self._abandon(job):
             return CommandOutcome(applied=False, queued=True)
@@ -90,25 +83,25 @@ class OwnPublisher:
 
     def _abandon(self, job: PublishJob) -> bool:
         """The caller's wait is over: returns True when the worker finished just in time."""
-        with self._lock:
+        with self._core as core:
             if job.sent.is_set():
                 return True
             job.abandoned = True
             if not job.started:
-                self._own.queue(job.arrived)  # sent by the next re-publish, reported by a notice
+                core.own.queue(job.arrived)  # sent by the next re-publish, reported by a notice
         return False
 
     def _await_result(self, job: PublishJob) -> CommandOutcome:
         waiter, rid = job.waiter, job.rid or ""
         if waiter is None:  # cannot happen: an accepted publish always has a waiter
             return CommandOutcome(applied=True)
-        waiter.done.wait(self._s.command_timeout_s)
-        with self._lock:
-            self._own.forget(rid)
+        job.done.wait(self._s.command_timeout_s)
+        with self._core as core:
+            core.own.forget(rid)
             if waiter.lost:
-                return self._own.queue(self._clock())
+                return core.own.queue(self._clock())
             if waiter.done.is_set() and not waiter.ok:
-                self._own.restore(job.previous)
+                core.own.restore(job.previous)
                 raise command_failed(waiter.error or ErrorInfo())
         # Accepted without a reported result within the timeout still counts as applied.
         return CommandOutcome(applied=True, confirmed=waiter.ok)
@@ -122,57 +115,57 @@ class OwnPublisher:
             job.sent.set()
 
     def _publish(self, job: PublishJob) -> None:
-        with self._lock:
+        with self._core as core:
             if job.abandoned:
                 return  # already handed to the re-publisher by `_abandon`
             job.started = True
             if self._clock() - job.arrived > self._s.command_ttl_s:
-                self._own.restore(job.previous)
+                core.own.restore(job.previous)
                 job.error = CwaUnavailable(f"expired: not sent to CWA within {self._s.command_ttl_s:g} s")
                 return
-            if self._session.state is not SessionState.ONLINE:
-                job.outcome = self._own.queue(job.arrived)
+            if not core.online:
+                job.outcome = core.own.queue(job.arrived)
                 return
-            rid = job.rid = self._session.next_rid()
-            job.waiter = self._own.wait_for(rid)
+            rid = job.rid = core.session.next_rid()
+            job.waiter = core.own.wait_for(rid, job.done)
         try:
             batch = self._command([PublishSelfPresence(rid=rid, categories=categories(job.status, job.note))])
         except (CwaError, CwaProtocolError):
-            with self._lock:
-                self._own.forget(rid)
-                job.outcome = self._own.queue(job.arrived)
+            with self._core as core:
+                core.own.forget(rid)
+                job.outcome = core.own.queue(job.arrived)
             return
         reply = batch.for_rid(rid)
-        with self._lock:
+        with self._core as core:
             if isinstance(reply, Refused):
-                self._own.forget(rid)
-                self._own.restore(job.previous)
+                core.own.forget(rid)
+                core.own.restore(job.previous)
                 if job.abandoned:
-                    self._report.emit(CommandNotice(job.status, job.note, False, reply.error.describe()))
+                    core.emit(CommandNotice(job.status, job.note, False, reply.error.describe()))
                 job.error = command_failed(reply.error)
                 return
-            self._own.accepted(self._clock() + self._s.republish_s)
+            core.own.accepted(self._clock() + self._s.republish_s)
             if job.abandoned:
-                self._own.abandon(rid, job.status, job.note)
+                core.own.abandon(rid, job.status, job.note)
 
     def republish(self) -> None:
         """The periodic or queued publish of the whole commanded state."""
-        with self._lock:
-            rid = self._session.next_rid()
-            pending = self._own.begin_republish(rid)
+        with self._core as core:
+            rid, pending = core.republish_begin()
         try:
             batch = self._command(
                 [PublishSelfPresence(rid=rid, categories=categories(pending.status, pending.note))]
             )
         except (CwaError, CwaProtocolError) as exc:
-            with self._lock:
-                self._own.republish_failed(rid, pending, self._retry_at)
+            now = self._clock()
+            with self._core as core:
+                core.republish_failed(rid, pending, now)
             log.warning("cwa.publish.retry error=%s", type(exc).__name__)
             return
-        with self._lock:
-            reply = batch.for_rid(rid)
-            refused = reply.error if isinstance(reply, Refused) else None
-            self._own.republish_answered(rid, pending, refused, self._clock() + self._s.republish_s)
+        reply = batch.for_rid(rid)
+        refused = reply.error if isinstance(reply, Refused) else None
+        with self._core as core:
+            core.own.republish_answered(rid, pending, refused, self._clock() + self._s.republish_s)
         log.info(
             "cwa.publish.sent rid=%s status=%s note_set=%s", rid, pending.status, pending.note is not None
         )

@@ -1,10 +1,10 @@
-"""What the CWA client reports to its owner: notices, session-state changes, error counts, metrics.
+"""What the CWA client hands its owner: the core's notices, error counts, metrics.
 
-Notices are queued while the client's lock is held (``emit``) and handed to ``on_notice`` by
-``flush`` outside it, so a slow or failing callback never holds the lock. Two threads flush (the
-poll thread and the command worker); one delivery lock makes them take turns, so notices reach the
-owner in the order they were queued. Neither callback can stop the client: their exceptions are
-logged and dropped.
+The protocol core queues notices while its lock is held; ``flush`` takes them and hands them to
+``on_notice`` outside the lock, so a slow or failing callback never holds it. Two threads flush
+(the poll thread and the command worker); one delivery lock makes them take turns, so notices
+reach the owner in the order they were queued. Neither callback can stop the client: their
+exceptions are logged and dropped.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from bridge.cwa.notices import Notice, SessionNotice
-from bridge.cwa.session import CwaSession
+from bridge.cwa.guarded import Guarded
+from bridge.cwa.notices import Notice
+from bridge.cwa.protocol import CwaProtocol
 
 # The client's log name: operators filter on it, whichever module of the client logs.
 log = logging.getLogger("bridge.cwa.client")
@@ -23,42 +24,19 @@ log = logging.getLogger("bridge.cwa.client")
 class Reporter:
     def __init__(
         self,
+        core: Guarded[CwaProtocol],
         on_notice: Callable[[Notice], None],
         on_metric: Callable[[str, float | str], None] | None,
-        lock: threading.RLock,
     ) -> None:
+        self._core = core
         self._on_notice = on_notice
         self._on_metric = on_metric
-        self._lock = lock
         self._delivery = threading.RLock()  # re-entrant: a callback may call back into the client
-        self._outbox: list[Notice] = []
-        self._reported: str | None = None
-        self.stats: dict[str, int] = {}  # error kind -> count
-
-    def emit(self, notice: Notice) -> None:
-        """Queue a notice; the caller holds the lock."""
-        self._outbox.append(notice)
-
-    def emit_state(self, session: CwaSession) -> None:
-        """A `SessionNotice` when the public state changed since the last one."""
-        with self._lock:
-            state = session.public_state
-            if state == self._reported:
-                return
-            self._reported = state
-            error = session.last_failure if state in ("reconnecting", "auth_failed") else None
-            self._outbox.append(SessionNotice(state, error))
-        if state == "online":
-            log.info("cwa.session.online")
-        elif state in ("reconnecting", "auth_failed"):
-            log.warning("cwa.session.lost state=%s reason=%s", state, error)
-        else:
-            log.info("cwa.session.%s", state)
 
     def flush(self) -> None:
         with self._delivery:
-            with self._lock:
-                notices, self._outbox = self._outbox, []
+            with self._core as core:
+                notices = core.take_notices()
             for notice in notices:
                 try:
                     self._on_notice(notice)
@@ -66,8 +44,8 @@ class Reporter:
                     log.exception("cwa.notice.callback_failed notice=%s", type(notice).__name__)
 
     def count(self, kind: str) -> None:
-        with self._lock:
-            self.stats[kind] = self.stats.get(kind, 0) + 1
+        with self._core as core:
+            core.count(kind)
         self.metric("error", kind)
 
     def metric(self, name: str, value: float | str) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, get_args
 
-from bridge.cwa.messages import Event, EventBatch
+from bridge.cwa.events import Event, EventBatch
 from bridge.errors import BridgeError
 
 

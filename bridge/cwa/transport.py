@@ -24,16 +24,15 @@ from typing import Any
 import httpx
 
 from bridge.cwa import codec, deadline
+from bridge.cwa.events import EventBatch, RequestFailedEvent
 from bridge.cwa.iwa import NtlmAuth
 from bridge.cwa.messages import (
     Accepted,
     ErrorInfo,
-    EventBatch,
     InitiateSession,
     Logon,
     Method,
     Refused,
-    RequestFailedEvent,
     ResponseBatch,
     Succeeded,
     TerminateSession,

@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from bridge.cwa.messages import ContactGroupEvent, ErrorInfo
+from bridge.cwa.events import ContactGroupEvent
+from bridge.cwa.messages import ErrorInfo
 from bridge.cwa.notices import ContactsNotice, Notice, WatchabilityNotice
 
 log = logging.getLogger("bridge.cwa.client")  # the client's log name, whichever module logs

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bridge.cwa.events import (
+    ConfigurationEvent,
+    Contact,
+    ContactGroupEvent,
+    Group,
+    RequestFailedEvent,
+    RequestSucceededEvent,
+    Subscriber,
+    SubscribersEvent,
+    SubscriptionState,
+    SubscriptionStateEvent,
+    UserPresence,
+    UserPresenceEvent,
+)
 from bridge.cwa.messages import (
     Accepted,
     AddContact,
     Category,
-    ConfigurationEvent,
-    Contact,
-    ContactGroupEvent,
     DeleteContact,
     ErrorInfo,
-    Group,
     InitiateSession,
     Method,
     NoteContent,
@@ -27,19 +37,11 @@ from bridge.cwa.messages import (
     QueryPresence,
     Refused,
     RequestEnvelope,
-    RequestFailedEvent,
-    RequestSucceededEvent,
     Response,
     StateContent,
     SubscribePresence,
-    Subscriber,
-    SubscribersEvent,
-    SubscriptionState,
-    SubscriptionStateEvent,
     TerminateSession,
     UnknownRequest,
-    UserPresence,
-    UserPresenceEvent,
 )
 from bridge.presence import Note
 from bridge.simulator import wire

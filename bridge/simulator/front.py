@@ -14,14 +14,8 @@ from dataclasses import replace
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from bridge.cwa import codec
-from bridge.cwa.messages import (
-    ErrorInfo,
-    EventBatch,
-    Refused,
-    RequestFailedEvent,
-    ResponseBatch,
-    Succeeded,
-)
+from bridge.cwa.events import EventBatch, RequestFailedEvent
+from bridge.cwa.messages import ErrorInfo, Refused, ResponseBatch, Succeeded
 from bridge.errors import CwaProtocolError
 from bridge.simulator import commands, faults
 from bridge.simulator.ntlm import NtlmAcceptor, NtlmConnection, message_type, table_lookup

@@ -10,13 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bridge.cwa.messages import (
-    Category,
-    ContactCardContent,
-    NoteContent,
-    StateContent,
-    UserPresence,
-)
+from bridge.cwa.events import UserPresence
+from bridge.cwa.messages import Category, ContactCardContent, NoteContent, StateContent
 from bridge.presence import Note, Presence
 
 OFFLINE = 18000  # §6.3: what a real server showed for a signed-out user

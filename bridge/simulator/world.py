@@ -23,12 +23,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bridge.cwa.messages import (
-    Event,
-    SelfPresenceEvent,
-    UserPresence,
-    UserPresenceEvent,
-)
+from bridge.cwa.events import Event, SelfPresenceEvent, UserPresence, UserPresenceEvent
 from bridge.presence import Note
 from bridge.simulator import wire
 from bridge.simulator.options import SimOptions, SimUser
