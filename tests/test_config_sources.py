@@ -45,7 +45,7 @@ def test_packaging_defaults_sit_below_the_users_file_and_variables(
     code, out = check_config(run_bridge, "-c", str(config), env=env)
     assert code == 0, out
     assert effective(out)["http"]["listen"] == "0.0.0.0:8099"  # the packaging default applies...
-    assert effective(out)["log"] == {"level": "debug", "format": "text"}  # ...key by key
+    assert effective(out)["log"] == {"level": "debug", "format": "text", "changes": True}  # ...key by key
 
     config.write_text(BASE_YAML + "http: {listen: '127.0.0.1:9001'}\n")
     code, out = check_config(run_bridge, "-c", str(config), env=env)
