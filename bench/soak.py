@@ -3,7 +3,7 @@
 For ``--minutes N`` the simulator changes one watched user's presence every ``--interval`` seconds
 (each change carries a unique note), injects a fault every ``--fault-every`` seconds (alternating a
 *lossless* fault -- drop, 503, malformed, hostile, oversized, slow: events stay queued and are
-re-delivered, cwa-protocol.md §4.3 -- and a *disruptive* one -- expired tickets, killed sessions, a
+re-delivered, docs/protocol.md §4.3 -- and a *disruptive* one -- expired tickets, killed sessions, a
 server restart, throttling, a burst of mutated bodies: a new session delivers current state only,
 so intermediate changes may be skipped), and sends MQTT commands (valid and invalid ``self/set``,
 ``health_check``). Meanwhile it samples the process's RSS, threads and open file descriptors.

@@ -3,6 +3,8 @@
 The client never calls `time.sleep`: it waits through a `Sleeper`, which returns early when the
 stop event is set, so `stop()` takes effect at once. Tests pass `InstantSleeper`, which records
 what would have been waited and returns immediately (the "testing mode" that makes back-off instant).
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -222,7 +222,7 @@ def _iwa_available() -> bool:
 
 
 def _auth_explanation(configured: str, iwa_ok: bool) -> list[str]:
-    """What each ``cwa.auth`` mode needs (cwa-protocol.md §2.2), and whether iwa works here."""
+    """What each ``cwa.auth`` mode needs (docs/protocol.md §2.2), and whether iwa works here."""
     marks = {mode: " (configured)" if mode == configured else "" for mode in ("forms", "iwa")}
     installed = "installed" if iwa_ok else "NOT installed"
     return [

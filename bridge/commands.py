@@ -1,4 +1,4 @@
-"""Validation of the MQTT command payloads of interface.md §4 (pure).
+"""Validation of the MQTT command payloads of the README's "MQTT topics" (pure).
 
 Every malformed command gets a precise, human-readable error and nothing is sent to CWA. The
 transaction of a JSON command is echoed in its response even when the command is rejected, so a

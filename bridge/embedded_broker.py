@@ -1,4 +1,5 @@
-"""An MQTT broker inside the process, for `cwa2mqtt demo` without ``--mqtt-url`` (interface.md §2).
+"""An MQTT broker inside the process, for `cwa2mqtt demo` without ``--mqtt-url``
+(README, "Quick start" and "Operations").
 
 amqtt (asyncio) runs on its own event loop in one daemon thread, so the rest of the bridge stays
 synchronous and talks to it over loopback like to any broker::

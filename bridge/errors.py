@@ -14,6 +14,8 @@ per adapter, keeping the cause (``raise ... from exc``). Messages never contain 
     │   ├── CwaUnavailable          transport error, timeout, other 5xx: retry with back-off
     │   └── CommandFailed           CWA answered a command with requestInvalid/Failed/Rejected
     └── MqttError                   a paho return code or a broker problem
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The terminal live view of `cwa2mqtt demo` (interface.md §2): one line per colleague.
+"""The terminal live view of `cwa2mqtt demo` (README, "Quick start" and "Operations"): one line per colleague.
 
 `render` is pure: board entries in, lines out (line 0 is the bridge line, line ``i + 1`` belongs to
 ``entries[i]``). `LiveView` polls a source every `interval` seconds in one daemon thread and

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the bridge (interface.md §6 ``/metrics``).
+"""Prometheus metrics of the bridge (README, "Operations", ``/metrics``).
 
 Each `Metrics` owns a private `CollectorRegistry`, so several bridges (or tests) in one process
 never collide on metric names. prometheus-client is thread-safe, so the CWA poll thread, paho's
@@ -52,8 +52,9 @@ KNOWN_CWA_ERROR_KINDS: tuple[str, ...] = (
     "protocol",
 )
 
-# Data-channel answers come at once or after the server's hold time (up to ~90 s, cwa-protocol
-# §7.4 / interface.md §7.3), so the poll buckets reach past that; publishes are sub-second.
+# Data-channel answers come at once or after the server's hold time (up to ~90 s, docs/protocol.md
+# §4.4; the bridge's deadline is cwa.poll_timeout_s), so the poll buckets reach past that; publishes
+# are sub-second.
 POLL_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 90, 120, float("inf"))
 PUBLISH_BUCKETS: tuple[float, ...] = (
     0.001,
@@ -202,7 +203,8 @@ class Metrics:
         self._commands.labels(op=self._op(op), status=outcome).inc()
 
     def cwa_error(self, kind: str) -> None:
-        """``kind`` is `errors.CwaError.kind`, or ``protocol`` for a malformed body (interface.md §7.7)."""
+        """``kind`` is `errors.CwaError.kind`, or ``protocol`` for a malformed body
+        (README, "How it behaves toward CWA")."""
         self._cwa_errors.labels(kind=self._error_kind(kind)).inc()
 
     def observe_poll_latency(self, seconds: float) -> None:

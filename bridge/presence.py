@@ -1,8 +1,10 @@
 """The presence domain: statuses, the availability table, and the `Presence` value.
 
-Pure: no I/O, no clocks (callers pass ``now``). The normalisation follows cwa-protocol.md §6.5
-and the presence JSON of interface.md §4. Both the bridge and the simulator use it, so a table
+Pure: no I/O, no clocks (callers pass ``now``). The normalisation follows docs/protocol.md §6.5
+and the presence JSON of the README's "MQTT topics". Both the bridge and the simulator use it, so a table
 fix lands on both sides at once.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
-    """The seven normalised statuses of interface.md §4."""
+    """The seven normalised statuses of the README's "MQTT topics"."""
 
     AVAILABLE = "available"
     BUSY = "busy"
@@ -52,7 +54,7 @@ DEFAULT_PRIORITY: tuple[Status, ...] = (
     Status.UNKNOWN,
 )
 
-# The representative availability CWA expects for a manual user state (cwa-protocol.md §3.3, §6.3).
+# The representative availability CWA expects for a manual user state (docs/protocol.md §3.3, §6.3).
 REPRESENTATIVE_AVAILABILITY: dict[Status, int] = {
     Status.AVAILABLE: 3500,
     Status.BUSY: 6500,
@@ -62,7 +64,7 @@ REPRESENTATIVE_AVAILABILITY: dict[Status, int] = {
     Status.OFFLINE: 18500,
 }
 
-# Lower bounds of the bands of cwa-protocol.md §6.5, highest first: (lower bound, status, idle).
+# Lower bounds of the bands of docs/protocol.md §6.5, highest first: (lower bound, status, idle).
 _BANDS: tuple[tuple[int, Status, bool], ...] = (
     (18000, Status.OFFLINE, False),
     (15000, Status.AWAY, False),
@@ -82,7 +84,7 @@ def status_for(availability: int | None) -> tuple[Status, bool]:
 
     ``None`` (no state ever received) is ``unknown``. ``0`` and the unassigned 1-2999 are
     offline: a real server shows ``0`` with token ``Offline`` for a signed-out user, and SIPE
-    treats everything below 3000 as offline (cwa-protocol.md §6.3, §8.14, §8.31).
+    treats everything below 3000 as offline (docs/protocol.md §6.3, §8.14, §8.31).
     """
     if availability is None:
         return Status.UNKNOWN, False
@@ -105,7 +107,7 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 def normalize_activity(token: str | None) -> str | None:
     """``in-a-meeting``, ``InAMeeting`` and ``IN-A-MEETING`` all become ``in_a_meeting``.
 
-    Tokens are compared case-insensitively (cwa-protocol.md §6.4); anything that is not a
+    Tokens are compared case-insensitively (docs/protocol.md §6.4); anything that is not a
     letter or digit separates words. Blank gives ``None``.
     """
     if token is None:
@@ -168,13 +170,13 @@ def _read_notes(notes: Iterable[Note]) -> tuple[str | None, str | None, bool]:
     return None, None, False
 
 
-# The fields whose change moves `last_change` (interface.md §4: "status/activity/note").
+# The fields whose change moves `last_change` (README, "MQTT topics": "status/activity/note").
 CHANGE_FIELDS: tuple[str, ...] = ("status", "activity", "note")
 
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """Every key of the presence JSON of interface.md §4."""
+    """Every key of the presence JSON of the README's "MQTT topics"."""
 
     uri: str
     name: str | None

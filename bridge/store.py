@@ -3,7 +3,9 @@
 Part of the service layer (it reads CWA summaries and retained MQTT payloads, as `bridge.service`
 does). The service's loop thread owns the store; nothing here locks. It knows which users are configured,
 which came from the contact list, what each last looked like, and what a previous run left
-retained on the broker (for `last_change`, interface.md §4).
+retained on the broker (for `last_change`, README, "MQTT topics").
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

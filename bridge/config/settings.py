@@ -77,7 +77,7 @@ class _EnvSource(EnvSettingsSource):
 
 
 class Settings(BaseSettings):
-    """The whole configuration (interface.md §3 and §8)."""
+    """The whole configuration (README, "Configuration", and docs/lights.md)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

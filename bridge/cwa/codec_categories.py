@@ -2,6 +2,8 @@
 
 Reading matches local names only, so default namespaces, prefixes, the ``https://`` rendering of the
 schema namespaces and payloads with no namespace at all read the same (§8.12, §8.15).
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

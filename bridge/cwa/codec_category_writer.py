@@ -1,4 +1,7 @@
-"""Writing ``cwaCategory`` payloads: what the bridge publishes and what the simulator sends."""
+"""Writing ``cwaCategory`` payloads: what the bridge publishes and what the simulator sends.
+
+Section numbers (§) refer to docs/protocol.md.
+"""
 
 from __future__ import annotations
 

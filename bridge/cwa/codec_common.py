@@ -1,6 +1,8 @@
 """Constants, `WireStyle` and the small lenient readers/writers every codec module shares.
 
 `bridge.cwa.codec` re-exports the public names; import them from there.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ NOTE_INSTANCE_MASK = 0
 
 @dataclass(frozen=True, slots=True)
 class WireStyle:
-    """Server-side choices among documented alternatives (cwa-protocol.md §8)."""
+    """Server-side choices among documented alternatives (docs/protocol.md §8)."""
 
     initiate_form: Literal["elements", "attributes"] = "elements"  # §8.2
     instance_attr: Literal["instance", "instanceMask"] = "instance"  # §8.15

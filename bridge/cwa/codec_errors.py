@@ -1,6 +1,8 @@
 """``error`` and ``sipResponse`` elements inside responses and requestFailed events, both directions.
 
 Servers nest and spell these in several ways; reading is lenient and keeps whatever it finds.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Parsing is on the hot path (every poll): one parse, one pass over each element's children,
 no XPath, and dispatch on the element's local name through a dict.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Command-channel requests (§2.1, §3): built by the bridge, parsed by the simulator."""
+"""Command-channel requests (§2.1, §3): built by the bridge, parsed by the simulator.
+
+Section numbers (§) refer to docs/protocol.md.
+"""
 
 from __future__ import annotations
 

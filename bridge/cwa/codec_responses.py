@@ -1,4 +1,7 @@
-"""Synchronous command-channel answers (§2.3, §3.2): parsed by the bridge, built by the simulator."""
+"""Synchronous command-channel answers (§2.3, §3.2): parsed by the bridge, built by the simulator.
+
+Section numbers (§) refer to docs/protocol.md.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Frozen dataclasses only, made by `bridge.cwa.codec` for both the client (bridge) and the server
 (simulator) side; requests, responses and category content are in `bridge.cwa.messages`.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

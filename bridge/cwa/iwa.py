@@ -32,6 +32,8 @@ logon POST: command and data requests authenticate with the ``CWA-Ticket`` alone
 
 Secrets: the password is only handed to pyspnego; it is never logged or shown in ``repr``. The
 handshake messages are logged only at DEBUG and only as lengths, never their content.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

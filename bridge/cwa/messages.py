@@ -3,6 +3,8 @@
 Frozen dataclasses only; `bridge.cwa.codec` turns bytes into these and back, for both the
 client (bridge) and the server (simulator) side. No lxml element ever leaves the codec.
 Data-channel events are in `bridge.cwa.events`.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

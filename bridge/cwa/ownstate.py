@@ -11,6 +11,8 @@ confirmation when it carries a queued command, becomes a `CommandNotice`.
 Bookkeeping only: no I/O, no clock (callers pass the times), not thread-safe (the protocol core
 owns it). A `Waiter` is the one thing shared with another thread, through the `Signal` its caller
 gives it (a ``threading.Event``).
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ keep the current step and ask for a back-off first.
 Every input is either legal in the current state and moves the machine, or raises `SessionError`
 and leaves it unchanged. `stopped` absorbs every input. `epoch` changes whenever the step changes,
 so an owner that did I/O for an older step can tell that its result is stale and drop it.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""What the CWA client is configured with (README: configuration); a value, no behaviour."""
+"""What the CWA client is configured with (README: configuration); a value, no behaviour.
+
+Section numbers (§) refer to docs/protocol.md.
+"""
 
 from __future__ import annotations
 

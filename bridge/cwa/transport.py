@@ -10,6 +10,8 @@ Every exchange has an overall deadline, connect to last byte (`bridge.cwa.deadli
 ``poll_timeout_s`` for a data-channel poll, ``timeout_s`` for sign-in and the command channel. A
 deadline is a transport failure like any other (`CwaUnavailable`). Every CWA-Ticket seen is
 registered with the log redaction filter before anything else happens to it.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

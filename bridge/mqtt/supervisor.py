@@ -4,7 +4,7 @@ Each attempt builds a fresh paho ``Client`` (`bridge.mqtt.paho_glue.new_client`)
 (blocking, bounded by ``connect_timeout_s``) and starts paho's own network thread with
 ``loop_start()``. When the connection ends the supervisor stops that thread, drops the client and
 waits a capped, jittered, exponential back-off before the next attempt (the application owns
-reconnecting, per ARCHITECTURE.md).
+reconnecting, per docs/architecture.md).
 
 paho's callbacks only `post` events here; what a connect or a loss means for the publisher's
 state is the publisher's business (``on_established`` / ``on_lost``, called from this thread).

@@ -1,14 +1,14 @@
-"""The MQTT topic contract of interface.md §4 and §8, and its payloads, in one place.
+"""The MQTT topic contract of the README's "MQTT topics" and docs/lights.md, and its payloads, in one place.
 
 Pure: no paho, no clock, no I/O. Every topic the bridge publishes to is built here from a
 validated base topic and validated ids, so a publish topic can never contain a wildcard
 (``+``, ``#``) or NUL (aiomqtt's lesson: topics validate themselves). `Topics.classify` is the
 inverse for incoming command messages.
 
-Payload choices where interface.md is silent:
+Payload choices where the README is silent:
 - JSON is UTF-8, compact (``separators=(",", ":")``) and unescaped (``ensure_ascii=False``):
   smallest on the wire and byte-stable, so "publish only on change" can compare bytes.
-- The presence JSON always carries every key, in the order of interface.md §4.
+- The presence JSON always carries every key, in the order of the README's "MQTT topics".
 - A response always carries ``status``, ``data``, ``error`` and ``transaction`` (null when
   unused), so consumers never need ``in`` checks.
 """
@@ -75,7 +75,7 @@ class Command:
     """What an incoming message is, from its topic alone.
 
     ``op`` names the response topic (``<base>/bridge/response/<op>``): the three ``self/set*``
-    commands all answer on ``self/set`` (interface.md §4), a light on ``lights/<name>/set``,
+    commands all answer on ``self/set`` (README, "MQTT topics"), a light on ``lights/<name>/set``,
     an unknown request on its own name so the caller can answer it with an error.
     """
 
@@ -86,7 +86,7 @@ class Command:
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """Every topic of interface.md §4/§8 under ``base`` (``mqtt.base_topic``)."""
+    """Every topic of the README's "MQTT topics" and docs/lights.md under ``base`` (``mqtt.base_topic``)."""
 
     base: str
 
@@ -163,7 +163,7 @@ class Topics:
     def response(self, op: str) -> str:
         return self._t("bridge", "response", _op(op))
 
-    # ------------------------------------------------------------------ lights (§8)
+    # ------------------------------------------------------------------ lights (docs/lights.md)
     def light_state(self, name: str) -> str:
         return self._t("lights", validate_id(name, allow_self=False))
 
@@ -171,7 +171,7 @@ class Topics:
         return self._t("lights", validate_id(name, allow_self=False), "set")
 
     def command_subscriptions(self) -> list[str]:
-        """The filters the bridge subscribes to for commands (§4 and §8)."""
+        """The filters the bridge subscribes to for commands (README, "MQTT topics", and docs/lights.md)."""
         return [
             self.self_set,
             self.self_set_status,
@@ -346,6 +346,6 @@ def parse_presence_payload(raw: bytes) -> dict[str, object] | None:
 
 
 def retained_last_change(raw: bytes) -> datetime | None:
-    """`last_change` of a retained presence payload, so a restart keeps it (interface.md §4)."""
+    """`last_change` of a retained presence payload, so a restart keeps it (README, "MQTT topics")."""
     value: Mapping[str, object] | None = parse_presence_payload(raw)
     return parse_timestamp(value.get("last_change")) if value is not None else None

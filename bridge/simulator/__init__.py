@@ -1,4 +1,4 @@
-"""A CWA 2007 server simulator (cwa-protocol.md), strict enough to prove the bridge works.
+"""A CWA 2007 server simulator (docs/protocol.md), strict enough to prove the bridge works.
 
 The bridge never imports this package; `cwa2mqtt simulate`, `cwa2mqtt demo` and the tests do.
 

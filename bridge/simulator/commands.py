@@ -1,9 +1,11 @@
-"""Command-channel methods (cwa-protocol.md §3): synchronous answers, asynchronous outcomes.
+"""Command-channel methods (docs/protocol.md §3): synchronous answers, asynchronous outcomes.
 
 Every well-formed method gets ``requestAccepted`` at once; its real outcome is queued on the
 session's data channel as events and ``requestSucceeded``/``requestFailed`` by rid (§3.12).
 Missing rid, unknown method or missing required element → ``requestInvalid`` (18000/18001);
 unknown sid or another user's sid → ``requestFailed`` 18100; throttled → ``requestFailed`` 18101.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ still be well-formed, so a client can be handed plausible but wrong content (a f
 swapped availability) that it cannot tell from the truth.
 The state-changing faults (`expire_tickets`, `kill_sessions`, `restart`, `throttle`,
 `drop_subscriptions`) act on the world at once; `Faults` is the public face of both kinds.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Order per request: drop / 503 faults (the request is not processed), ticket check (§2.4), the
 channel's work, then the body faults (malformed / hostile / oversized / mutate) and ``slow``.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

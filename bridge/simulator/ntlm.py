@@ -40,6 +40,8 @@ clear password), verifies, and empties it again. Thread-safety consequence: all 
 in the process are serialised by one lock (each takes well under a millisecond), and anything else
 in the process that relies on ``NTLM_USER_FILE`` (another pyspnego or gss-ntlmssp acceptor) sees
 this module's file. The user table is asked at verification time, so it may change at run time.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The simulator's configuration values: users (`SimUser`) and server behaviour (`SimOptions`).
 
-Every option that picks a side of an ambiguity names the ``cwa-protocol.md`` §8 item it covers,
+Every option that picks a side of an ambiguity names the ``docs/protocol.md`` §8 item it covers,
 so a test can run the bridge against either reading.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ sockets and return within about a second.
 TLS (``SimOptions.tls_cert``/``tls_key``): the listening socket is wrapped server-side with
 ``do_handshake_on_connect=False`` and each connection's handshake runs on its own thread, so a
 client that connects and never handshakes (or rejects our certificate) cannot stall ``accept``.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Wires the world (state), ticket store, fault board and recorder to two HTTP servers (CWA
 endpoints and the JSON control API) and runs two background threads: housekeeping (idle
 expiry, machine state) and the scenario driver.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""CWA-Ticket issuing, rotation, grace and expiry (cwa-protocol.md §2.4, §2.5, §8.30).
+"""CWA-Ticket issuing, rotation, grace and expiry (docs/protocol.md §2.4, §2.5, §8.30).
 
 A *family* is what one sign-in created: its newest ticket, the ticket it replaced (valid for the
 grace period after the rotation) and the sign-in time the lifetime counts from. Every
 authenticated response carries the family's newest ticket (§2.4: "returns the currently valid
 ticket with every response"); rotation happens lazily on the first response after the period.
 Ticket values are never logged or put in a repr.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""What a watcher sees of a user, as typed categories (pure; cwa-protocol.md §5.3, §5.4, §6).
+"""What a watcher sees of a user, as typed categories (pure; docs/protocol.md §5.3, §5.4, §6).
 
 `Visible` is the simulator's one notion of "the presence of a user right now"; the categories of
 ``userPresence``/``selfPresence`` events and `Simulator.truth` are both derived from it, so the
 truth a test asserts on is exactly what went over the wire.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def unknown_user(uri: str, offline_form: str) -> UserPresence:
 
 
 def to_presence(uri: str, view: Visible) -> Presence:
-    """What a correct client normalises these categories to (interface.md §4)."""
+    """What a correct client normalises these categories to (README, "MQTT topics")."""
     notes = (view.note,) if view.note is not None else ()
     return Presence.observe(uri, view.name, view.availability, view.activity, notes)
 

@@ -12,6 +12,8 @@ Aggregate availability (§6.2, simplified): the newest manual state published by
 user's live sessions, else the controlled state (scenario/control API/`set_presence`), with the
 machine-state overlay of §8.10 for sessions that asked for ``autoPublishMachineState``; a user
 whose last session ended is offline until the controller sets an availability again.
+
+Section numbers (§) refer to docs/protocol.md.
 """
 
 from __future__ import annotations
