@@ -32,7 +32,7 @@ RUN EXTRAS="${EXTRAS}" PYTHON=python3 sh scripts/docker-install.sh app /src /whe
 
 # ---- final: the runtime, non-root ----
 FROM ${PYTHON_IMAGE}
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 LABEL org.opencontainers.image.title="cwa2mqtt" \
       org.opencontainers.image.description="Bridge Microsoft Communicator Web Access (OCS 2007) presence to MQTT and Home Assistant" \
       org.opencontainers.image.source="https://github.com/cwa2mqtt/cwa2mqtt" \

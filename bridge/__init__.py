@@ -1,3 +1,3 @@
 """cwa2mqtt: Communicator Web Access presence to MQTT."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,25 +8,16 @@ bridge's memory high-water mark. The scripted server of test_client.py shows wha
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import httpx
 
 from bridge.cwa.messages import SubscribePresence
 from bridge.cwa.notices import UserNotice
-from tests.test_client import Harness, make  # noqa: F401  (the fixture)
+from tests.support.cwa_client import Harness
+from tests.support.outputs import wait_until
 
 PER_POLL = 100
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def presence_seen(h: Harness) -> set[str]:
@@ -48,12 +39,12 @@ def subscribed_between_answers(h: Harness) -> list[int]:
 
 
 def test_each_data_channel_answer_carries_at_most_one_slice_and_everyone_gets_presence(
-    make: Callable[..., Harness],  # noqa: F811
+    make_client: Callable[..., Harness],
 ) -> None:
-    h = make(subscribe_per_poll=PER_POLL)
+    h = make_client(subscribe_per_poll=PER_POLL)
     uris = [f"sip:user{i}@x" for i in range(350)]
     h.client.set_watched(uris)
-    assert wait_until(lambda: presence_seen(h) >= set(uris))
+    wait_until(lambda: presence_seen(h) >= set(uris))
     counts = subscribed_between_answers(h)
     assert max(counts) <= PER_POLL
     assert sum(counts) == len(uris)  # each once, none lost to the pacing
@@ -61,21 +52,21 @@ def test_each_data_channel_answer_carries_at_most_one_slice_and_everyone_gets_pr
     assert subscribed == uris  # in watch-list order
 
 
-def test_small_watch_lists_are_subscribed_at_once(make: Callable[..., Harness]) -> None:  # noqa: F811
-    h = make(start=False)
+def test_small_watch_lists_are_subscribed_at_once(make_client: Callable[..., Harness]) -> None:
+    h = make_client(start=False)
     uris = [f"sip:user{i}@x" for i in range(250)]
     h.client.set_watched(uris)
     h.client.start()
     # The default slice (1,000) holds them all: subscribed at once, without waiting for an answer.
-    assert wait_until(lambda: len(h.fake.methods(SubscribePresence)) == 3)
+    wait_until(lambda: len(h.fake.methods(SubscribePresence)) == 3)
     assert [len(m.uris) for m in h.fake.methods(SubscribePresence)] == [100, 100, 50]
-    assert wait_until(lambda: presence_seen(h) >= set(uris))
+    wait_until(lambda: presence_seen(h) >= set(uris))
 
 
 def test_a_user_dropped_from_the_watch_list_before_its_slice_is_never_subscribed(
-    make: Callable[..., Harness],  # noqa: F811
+    make_client: Callable[..., Harness],
 ) -> None:
-    h = make(start=False, subscribe_per_poll=PER_POLL)
+    h = make_client(start=False, subscribe_per_poll=PER_POLL)
     release = threading.Event()
 
     def held(request: httpx.Request) -> httpx.Response:  # the first answer waits for the test
@@ -86,13 +77,13 @@ def test_a_user_dropped_from_the_watch_list_before_its_slice_is_never_subscribed
     uris = [f"sip:user{i}@x" for i in range(250)]
     h.client.set_watched(uris)
     h.client.start()  # subscribes the first slice; the rest waits for the first answer
-    assert wait_until(lambda: len(h.fake.methods(SubscribePresence)) == 1)
+    wait_until(lambda: len(h.fake.methods(SubscribePresence)) == 1)
     assert [len(m.uris) for m in h.fake.methods(SubscribePresence)] == [PER_POLL]
     kept = uris[:150]
     h.client.set_watched(kept)
     release.set()
-    assert wait_until(lambda: presence_seen(h) >= set(kept))
+    wait_until(lambda: presence_seen(h) >= set(kept))
     polls = len(h.polls())
-    assert wait_until(lambda: len(h.polls()) >= polls + 3)  # more answers: nothing else is due
+    wait_until(lambda: len(h.polls()) >= polls + 3)  # more answers: nothing else is due
     subscribed = [u for m in h.fake.methods(SubscribePresence) for u in m.uris]
     assert subscribed == kept

@@ -31,7 +31,7 @@ from bridge.errors import CwaError, CwaUnavailable
 from bridge.liveness import Liveness
 from bridge.presence import Status
 from tests.support.convergence import eventually
-from tests.test_client import PASSWORD, FakeClock, FakeCwa, Harness, make, user_presence  # noqa: F401
+from tests.support.cwa_client import PASSWORD, FakeClock, FakeCwa, Harness, user_presence
 
 GHOST = "sip:ghost@x"
 BOB = "sip:bob@x"
@@ -56,8 +56,10 @@ class HeldCommands:
         return None
 
 
-def test_a_hung_command_channel_never_stops_presence_nor_blocks_callers(make: Callable[..., Harness]) -> None:  # noqa: F811
-    h = make()
+def test_a_hung_command_channel_never_stops_presence_nor_blocks_callers(
+    make_client: Callable[..., Harness],
+) -> None:
+    h = make_client()
     hold = HeldCommands(SubscribePresence)
     h.fake.command_hook = hold
     try:
@@ -83,9 +85,9 @@ def test_a_hung_command_channel_never_stops_presence_nor_blocks_callers(make: Ca
 
 
 def test_refused_subscriptions_are_retried_without_the_poll_thread_waiting(
-    make: Callable[..., Harness],  # noqa: F811
+    make_client: Callable[..., Harness],
 ) -> None:
-    h = make()
+    h = make_client()
     hold = HeldCommands(SubscribePresence)
 
     def refuse_ghost_then_hang(method: Method) -> Response | None:
@@ -119,12 +121,12 @@ class DownCwa(FakeCwa):
 
 
 def test_a_command_queued_while_cwa_is_down_goes_out_as_soon_as_the_session_is_back(
-    make: Callable[..., Harness],  # noqa: F811
+    make_client: Callable[..., Harness],
 ) -> None:
     clock = FakeClock()
     fake = DownCwa(clock)
     # The clock never moves by itself: a publish left to its retry back-off would never go out.
-    h = make(fake=fake, backoff_initial_s=30.0, backoff_max_s=30.0)
+    h = make_client(fake=fake, backoff_initial_s=30.0, backoff_max_s=30.0)
     h.sleeper.advance = None
     assert eventually(lambda: h.client.state == "online", 5)
     fake.down = True
@@ -138,11 +140,11 @@ def test_a_command_queued_while_cwa_is_down_goes_out_as_soon_as_the_session_is_b
 
 
 def test_an_unknown_user_stays_unwatchable_across_retries_until_cwa_accepts_it(
-    make: Callable[..., Harness],  # noqa: F811
+    make_client: Callable[..., Harness],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="bridge.cwa.client")
-    h = make()
+    h = make_client()
     accept = threading.Event()
 
     def server(method: Method) -> Response | None:
@@ -174,11 +176,11 @@ def test_an_unknown_user_stays_unwatchable_across_retries_until_cwa_accepts_it(
 
 
 def test_subscriptions_are_logged_only_when_something_is_sent(
-    make: Callable[..., Harness],  # noqa: F811
+    make_client: Callable[..., Harness],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="bridge.cwa.client")
-    h = make()
+    h = make_client()
     assert eventually(lambda: len(h.polls()) >= 20, 5)
     assert "cwa.subscribe.sent" not in caplog.text
     h.client.set_watched([BOB])
@@ -189,10 +191,10 @@ def test_subscriptions_are_logged_only_when_something_is_sent(
 
 
 def test_resync_requeries_every_watched_user_in_batches_and_marks_the_answers(
-    make: Callable[..., Harness],  # noqa: F811
+    make_client: Callable[..., Harness],
 ) -> None:
     uris = [f"sip:user{i}@x" for i in range(250)]
-    h = make(resync_s=5.0)
+    h = make_client(resync_s=5.0)
     h.client.set_watched(uris)
     assert eventually(lambda: {n.uri for n in h.of(UserNotice)} >= set(uris), 5)
     assert not any(n.resync for n in h.of(UserNotice))  # subscription answers are no resync
@@ -204,8 +206,8 @@ def test_resync_requeries_every_watched_user_in_batches_and_marks_the_answers(
     assert eventually(lambda: {n.uri for n in h.of(UserNotice) if n.resync} == set(uris), 5)
 
 
-def test_resync_zero_never_requeries(make: Callable[..., Harness]) -> None:  # noqa: F811
-    h = make(resync_s=0.0)
+def test_resync_zero_never_requeries(make_client: Callable[..., Harness]) -> None:
+    h = make_client(resync_s=0.0)
     h.client.set_watched([BOB])
     polls = len(h.polls())
     assert eventually(lambda: len(h.polls()) >= polls + 100, 10)  # 10 s on the fake clock
@@ -294,9 +296,9 @@ def test_a_command_worker_blocked_past_its_deadline_is_reported_stuck(
 
 
 def test_publish_self_waits_at_most_its_deadline_then_the_command_is_queued_and_reported(
-    make: Callable[..., Harness],  # noqa: F811
+    make_client: Callable[..., Harness],
 ) -> None:
-    h = make(timeout_s=0.3)
+    h = make_client(timeout_s=0.3)
     hold = HeldCommands(QueryPresence)
     h.fake.command_hook = hold
     try:
@@ -312,8 +314,8 @@ def test_publish_self_waits_at_most_its_deadline_then_the_command_is_queued_and_
     assert len(h.fake.methods(PublishSelfPresence)) == 1  # sent once, not once per caller
 
 
-def test_requests_beyond_the_bound_are_refused_at_once(make: Callable[..., Harness]) -> None:  # noqa: F811
-    h = make()
+def test_requests_beyond_the_bound_are_refused_at_once(make_client: Callable[..., Harness]) -> None:
+    h = make_client()
     hold = HeldCommands(QueryPresence)
     h.fake.command_hook = hold
     answers: list[CwaError | None] = []
@@ -333,8 +335,8 @@ def test_requests_beyond_the_bound_are_refused_at_once(make: Callable[..., Harne
     assert queried.count(("sip:user0@x",)) == 1
 
 
-def test_a_command_queued_while_down_expires_after_its_ttl(make: Callable[..., Harness]) -> None:  # noqa: F811
-    h = make(start=False, command_ttl_s=120.0)
+def test_a_command_queued_while_down_expires_after_its_ttl(make_client: Callable[..., Harness]) -> None:
+    h = make_client(start=False, command_ttl_s=120.0)
     assert h.client.publish_self(Status.BUSY).queued
     h.clock.advance(121.0)
     h.client.start()

@@ -14,6 +14,7 @@ from bridge.cwa.session import (
     EID_WINDOW,
     FAILURE_KINDS,
     ONLINE_FAILURE_TOLERANCE,
+    PUBLIC_STATE,
     Backoff,
     CwaSession,
     Poll,
@@ -23,6 +24,7 @@ from bridge.cwa.session import (
     StartSession,
     Stopped,
 )
+from bridge.presence import SESSION_STATES
 
 
 def batch(ack: int | None, *eids: int, wait: int | None = None) -> EventBatch:
@@ -252,7 +254,7 @@ def test_any_input_in_any_state_is_legal_or_a_session_error(steps: list[tuple[ob
                     s.stop()
         except SessionError:
             pass
-        assert isinstance(s.state, SessionState)
+        assert PUBLIC_STATE[s.state] in SESSION_STATES  # every state has a published name
         if s.sessions != before_sessions:
             sessions = s.sessions
             applied = set()
@@ -264,3 +266,8 @@ def test_any_input_in_any_state_is_legal_or_a_session_error(steps: list[tuple[ob
         if s.state is SessionState.ONLINE:
             assert s.sid is not None
             assert s.ticket
+
+
+def test_the_published_session_names_are_the_documented_ones() -> None:
+    assert set(PUBLIC_STATE) == set(SessionState)
+    assert set(PUBLIC_STATE.values()) == set(SESSION_STATES)
