@@ -526,3 +526,17 @@ def test_reference_documents_every_key() -> None:
     ):
         assert key in reference
     assert "CWA2MQTT_MQTT__URL" in reference
+
+
+def test_the_own_uri_under_watch_and_ids_ha_would_merge_are_refused(write_config: WriteConfig) -> None:
+    text = BASE_YAML.replace(
+        "watch:\n",
+        "watch:\n  - sip:alice@example.org\n  - {uri: sip:x@example.org, id: a-b}\n"
+        "  - {uri: sip:y@example.org, id: a_b}\n",
+        1,
+    )
+    problems = problems_of(write_config, text)
+    assert any("is the signed-in account (cwa.uri): it is bridged as self" in p for p in problems), problems
+    assert any(
+        "id 'a_b' of sip:y@example.org clashes with sip:x@example.org" in p and "'a-b'" in p for p in problems
+    ), problems

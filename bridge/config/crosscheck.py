@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from bridge.presence import ID_PATTERN, derive_id
+from bridge.presence import ID_PATTERN, derive_id, entity_key
 
 Problem = tuple[tuple[str | int, ...], str]
 PRESETS = ("wled", "tasmota", "esphome", "zigbee2mqtt", "http", "raw")
@@ -40,16 +40,28 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
 _BOOL: TypeAdapter[bool] = TypeAdapter(bool)
 
 
-def watch_clashes(entries: Sequence[tuple[int, str, str]]) -> list[Problem]:
-    """(index, uri, id) of each valid ``watch[]`` entry → a URI watched twice, an id used twice."""
+def watch_clashes(entries: Sequence[tuple[int, str, str]], self_uri: str | None = None) -> list[Problem]:
+    """(index, uri, id) of each valid ``watch[]`` entry → the signed-in account's own URI (it is
+    ``self``), a URI watched twice, an id used twice (also as Home Assistant sees ids: ``a-b`` and
+    ``a_b`` make the same entity id)."""
     problems: list[Problem] = []
     by_uri: dict[str, tuple[int, str]] = {}
-    by_id: dict[str, tuple[int, str]] = {}
+    by_key: dict[str, tuple[int, str, str]] = {}
+    own = self_uri.strip().lower() if self_uri else None
     for n, uri, wid in entries:
-        if (first := by_uri.setdefault(uri.lower(), (n, uri)))[0] != n:
+        if own is not None and uri.lower() == own:
+            problems.append(((n, "uri"), f"{uri} is the signed-in account (cwa.uri): it is bridged as self"))
+        elif (first := by_uri.setdefault(uri.lower(), (n, uri)))[0] != n:
             problems.append(((n, "uri"), f"{uri} is already watched (watch[{first[0]}])"))
-        elif (first := by_id.setdefault(wid, (n, uri)))[0] != n:
-            problems.append(((n, "id"), f"id {wid!r} of {uri} clashes with {first[1]} (watch[{first[0]}])"))
+        elif (clash := by_key.setdefault(entity_key(wid), (n, uri, wid)))[0] != n:
+            same = (
+                ""
+                if clash[2] == wid
+                else f" (id {clash[2]!r}: Home Assistant sees both as {entity_key(wid)!r})"
+            )
+            problems.append(
+                ((n, "id"), f"id {wid!r} of {uri} clashes with {clash[1]} (watch[{clash[0]}]){same}")
+            )
     return problems
 
 
@@ -117,7 +129,9 @@ def raw_problems(data: Mapping[str, Any]) -> list[Problem]:
         valid.append((n, entry.uri, entry.id))
         if known is not None:
             known.add(entry.id)
-    problems += [(("watch", *loc), msg) for loc, msg in watch_clashes(valid)]
+    cwa = data.get("cwa")
+    own = cwa.get("uri") if isinstance(cwa, Mapping) and isinstance(cwa.get("uri"), str) else None
+    problems += [(("watch", *loc), msg) for loc, msg in watch_clashes(valid, own)]
     if watch is None or _truthy(data.get("watch_contacts"), default=False) is not False:
         known = None
     mqtt, ha = data.get("mqtt"), data.get("homeassistant")

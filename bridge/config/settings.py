@@ -136,8 +136,10 @@ class Settings(BaseSettings):
 
     @field_validator("watch")
     @classmethod
-    def _unique_watch(cls, entries: list[WatchEntry]) -> list[WatchEntry]:
-        if problems := watch_clashes([(n, e.uri, e.id) for n, e in enumerate(entries)]):
+    def _unique_watch(cls, entries: list[WatchEntry], info: ValidationInfo) -> list[WatchEntry]:
+        cwa = info.data.get("cwa")
+        own = cwa.uri if cwa is not None else None
+        if problems := watch_clashes([(n, e.uri, e.id) for n, e in enumerate(entries)], own):
             raise Problems(problems)
         return entries
 
