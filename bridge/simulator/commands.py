@@ -47,7 +47,8 @@ from bridge.cwa.messages import (
 )
 from bridge.presence import Note
 from bridge.simulator import wire
-from bridge.simulator.world import ContactEntry, SessionRec, UserRec, World
+from bridge.simulator.records import ContactEntry, SessionRec, UserRec
+from bridge.simulator.world import World
 
 INVALID_FORMAT, INVALID_REQUEST, SESSION_NOT_FOUND, THROTTLED, OCS_FAILURE = 18000, 18001, 18100, 18101, 18201
 DEFAULT_GROUP = Group(id="1", name="~")

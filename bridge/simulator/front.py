@@ -22,9 +22,10 @@ from bridge.errors import CwaProtocolError
 from bridge.simulator import commands, faults
 from bridge.simulator.ntlm import NtlmAcceptor, NtlmConnection, message_type, table_lookup
 from bridge.simulator.recording import Recorded, Recorder
+from bridge.simulator.records import UserRec
 from bridge.simulator.server import Reply, Request
 from bridge.simulator.tickets import TicketStore
-from bridge.simulator.world import UserRec, World
+from bridge.simulator.world import World
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,10 @@ from bridge.simulator.faults import FaultBoard, Faults
 from bridge.simulator.front import CwaFront
 from bridge.simulator.options import SimOptions, SimUser
 from bridge.simulator.recording import Recorded, Recorder, SessionSnapshot
+from bridge.simulator.records import UserRec
 from bridge.simulator.server import HttpService
 from bridge.simulator.tickets import TicketStore
-from bridge.simulator.world import UserRec, World
+from bridge.simulator.world import World
 
 log = logging.getLogger(__name__)
 
