@@ -208,3 +208,28 @@ def test_cwa_unreachable_at_start_is_retried_while_mqtt_is_bridged(
     assert len(logons) >= 2  # retried ...
     assert logons[-1] == 200  # ... until the server was back
     assert set(logons[:-1]) == {503}
+
+
+@pytest.mark.parametrize("fault", ["malformed", "hostile"])
+def test_a_refresh_cwa_answers_with_broken_xml_gets_exactly_one_error_response(
+    sim: Simulator,
+    mosquitto: Broker,
+    mqtt_probe: MqttProbe,
+    base_topic: str,
+    make_bridge: Callable[..., Bridge],
+    fault: str,
+) -> None:
+    make_bridge(sim, mosquitto.url, base_topic)
+    response = f"{base_topic}/bridge/response/refresh"
+    mqtt_probe.subscribe(response)
+    getattr(sim.faults, fault)(1, channel="command")
+    mqtt_probe.publish(f"{base_topic}/bridge/request/refresh", b'{"id": "bob", "transaction": "t1"}')
+    answer = json.loads(mqtt_probe.wait_for(response, timeout=15))
+    assert answer["status"] == "error", answer
+    assert answer["transaction"] == "t1"
+    assert answer["error"]
+    # The next one works again, and each request got exactly one answer.
+    mqtt_probe.publish(f"{base_topic}/bridge/request/refresh", b'{"id": "bob", "transaction": "t2"}')
+    mqtt_probe.wait_for(response, lambda p: json.loads(p)["transaction"] == "t2", timeout=15)
+    answers = [json.loads(p)["transaction"] for p in mqtt_probe.messages(response)]
+    assert answers == ["t1", "t2"]

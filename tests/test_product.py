@@ -235,6 +235,11 @@ def test_run_with_a_config_file_bridges_serves_http_and_stops_cleanly_on_sigterm
     assert "DEBUG" in out  # the secret check below covered the most talkative level
     assert probe.retained(f"{base_topic}/bridge/state") == b"offline"
     assert probe.retained(f"{base_topic}/bridge/cwa") == b"offline"
+    # Once each: a clean stop says offline once, not twice.
+    for topic in (f"{base_topic}/bridge/state", f"{base_topic}/bridge/cwa"):
+        live = [r.payload for r in probe.records(topic) if not r.retain]
+        assert live[-1:] == [b"offline"], (topic, live)
+        assert live.count(b"offline") == 1, (topic, live)
     assert any("terminateSession" in r.methods for r in sim.recordings)
     # The session ended: the account is signed out, not left "online" by a vanished client.
     assert not sim.sessions()
