@@ -519,3 +519,15 @@ def test_a_resync_that_finds_a_change_is_counted_and_every_change_is_logged_once
     assert metrics.corrections == 1
     lines = [r.getMessage() for r in caplog.records if r.name == "bridge.changes"]
     assert lines == ["presence.changed id=bob status=busy activity=None"]
+
+
+def test_the_input_queue_is_bounded_and_drops_mqtt_messages_beyond_it() -> None:
+    from bridge.service.inputs import Inputs, MqttMessage
+
+    inputs = Inputs(max_items=2)
+    for n in range(3):
+        inputs.on_mqtt_message(f"t/{n}", b"x")  # paho's thread: never blocks
+    assert inputs.dropped == 1
+    assert inputs.get(0.1) == MqttMessage("t/0", b"x")
+    assert inputs.get(0.1) == MqttMessage("t/1", b"x")
+    assert inputs.get(0.01) is None

@@ -95,7 +95,11 @@ class Inputs:
         self._put_nowait(LightResult(light, delivered))
 
     def call(self, job: Callable[[], None]) -> None:
-        self._queue.put(Call(job), timeout=PUT_TIMEOUT_S)
+        try:
+            self._queue.put(Call(job), timeout=PUT_TIMEOUT_S)
+        except queue.Full:  # the loop is stuck (liveness says so); a stop still ends it by its flag
+            self.dropped += 1
+            log.error("service.input_full dropped=%s kind=Call", self.dropped)
 
     def get(self, timeout: float) -> Item | None:
         try:
