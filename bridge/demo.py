@@ -117,7 +117,8 @@ def main(args: argparse.Namespace) -> int:
 
         live = LiveView(source, stream=sys.stdout, plain=not live_wanted)
         live.start()
-        stop.wait()
+        while not stop.wait(1.0):  # until Ctrl-C or SIGTERM
+            pass
         return 0
     finally:
         if live is not None:

@@ -51,6 +51,8 @@ class Supervisor:
         self._on_established = on_established
         self._on_lost = on_lost
         self._on_error = on_error
+        # paho's callbacks post a handful of events per connection attempt (connected, refused,
+        # lost, subscribed) and the supervisor takes them at once: no bound needed beyond that.
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
