@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import random
 import signal
 import threading
 import time
@@ -19,7 +18,6 @@ from datetime import datetime
 from types import FrameType
 
 from bridge import __version__
-from bridge.backoff import BackoffPolicy
 from bridge.config import Settings
 from bridge.errors import (
     EXIT_AUTH,
@@ -29,7 +27,6 @@ from bridge.errors import (
     AuthRejected,
     ConfigError,
     CwaError,
-    CwaProtocolError,
 )
 from bridge.wiring import Knobs, build
 
@@ -62,12 +59,6 @@ class Bridge:
         self._watchdog_every = (self.notifier.watchdog_interval() or 0.0) / 2
         self._last_watchdog = 0.0
         self._stuck: list[str] = []
-        self._backoff_scale = backoff_scale
-        self._stopping = threading.Event()
-        self._starter: threading.Thread | None = None
-        # Set when the bridge must end on its own: EXIT_AUTH when a first sign-in retried in the
-        # background is refused (the same verdict as at start-up).
-        self.fatal_exit: int | None = None
         self.service.set_heartbeat(self._heartbeat)
 
     def _heartbeat(self) -> None:
@@ -95,50 +86,19 @@ class Bridge:
         if self.http is not None:
             self.http.start()
             log.info("http.listening url=%s", self.http.url)
-        try:
-            self.client.start()
-        except AuthRejected:
-            raise
-        except (CwaError, CwaProtocolError) as exc:
-            # A service that runs for years must not depend on CWA being up when it boots:
-            # bridge MQTT now (bridge/cwa stays offline) and keep signing in with back-off.
-            self._starter = threading.Thread(
-                target=self._start_cwa_later, args=(exc,), name="cwa-start", daemon=True
-            )
-            self._starter.start()
+        # Raises AuthRejected when CWA refuses the credentials; a CWA that cannot be reached does
+        # not stop the start: MQTT is bridged (bridge/cwa offline) while the client keeps trying.
+        self.client.start(keep_trying=True)
         if self.light_sender is not None:
             self.light_sender.start()
         self.service.start()
         self.publisher.start()
 
-    def _start_cwa_later(self, first: CwaError | CwaProtocolError) -> None:
-        """Retry the first sign-in with capped, jittered back-off until it works or is refused:
-        one warning per failed attempt, naming the server, the attempt and the wait before the next."""
-        policy = BackoffPolicy(1.0 * self._backoff_scale, 60.0 * self._backoff_scale)
-        rng = random.Random()  # noqa: S311 - jitter, not crypto
-        attempt, error = 1, first
-        while True:
-            delay = policy.delay(attempt, rng)
-            log.warning(
-                "cwa.unreachable host=%s attempt=%d retry_in_s=%.1f reason=%s",
-                self.parts.cwa_host,
-                attempt,
-                delay,
-                error,
-            )
-            if self._stopping.wait(delay):
-                return
-            try:
-                self.client.start()
-            except AuthRejected as exc:
-                log.error("cwa.credentials_rejected %s", exc)
-                self.fatal_exit = EXIT_AUTH
-                return
-            except (CwaError, CwaProtocolError) as exc:
-                attempt, error = attempt + 1, exc
-            else:
-                log.info("cwa.started_after_retry attempts=%d", attempt + 1)
-                return
+    @property
+    def fatal_exit(self) -> int | None:
+        """Set when the bridge must end on its own: EXIT_AUTH when CWA, once reached, refuses the
+        credentials before any session (the same verdict as at start-up)."""
+        return EXIT_AUTH if self.client.refused_before_online else None
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -151,7 +111,6 @@ class Bridge:
     def stop(self) -> None:
         """The clean stop: offline retained (once each), terminateSession, disconnect."""
         self.notifier.stopping()
-        self._stopping.set()
         self.service.stop()
         if self.light_sender is not None:
             self.light_sender.stop(timeout=1.0)
@@ -220,15 +179,17 @@ def run(settings: Settings) -> int:
         gc.collect()
         gc.freeze()
         gc.set_threshold(10_000, 10, 10)
-        ready = False
-        while not stop.wait(0.2) and bridge.fatal_exit is None:
+        ready, fatal = False, None
+        while not stop.wait(0.2) and (fatal := bridge.fatal_exit) is None:
             if not ready and bridge.publisher.connected and bridge.client.state == "online":
                 ready = True
                 bridge.notifier.ready("bridging")
                 log.info("bridge.ready")
+        if fatal == EXIT_AUTH:
+            log.error("cwa.credentials_rejected CWA refused the credentials before any session")
         log.info("bridge.stopping")
         bridge.stop()
         log.info("bridge.stopped")
-        return bridge.fatal_exit if bridge.fatal_exit is not None else EXIT_OK
+        return fatal if fatal is not None else EXIT_OK
     finally:
         restore()

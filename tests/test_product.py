@@ -338,6 +338,24 @@ def test_cwa_unreachable_at_start_logs_one_warning_per_attempt_naming_host_and_w
     assert [line for line in warnings if "cwa." in line] == unreachable  # one line per attempt, no echo
 
 
+def test_credentials_refused_once_cwa_is_reachable_exit_77(
+    sim: Simulator,
+    mosquitto: Broker,
+    base_topic: str,
+    run_bridge: Callable[..., BridgeProcess],
+    tmp_path: Path,
+) -> None:
+    sim.faults.http_503(2, channel="logon")  # not there yet at boot ...
+    config = config_dict(sim, mosquitto.url, base_topic, log={"level": "info"})
+    config["cwa"]["password"] = WRONG_PASSWORD  # ... and then it refuses the password
+    bridge = run_bridge("run", "-c", str(write_config(tmp_path / "config.yaml", config)))
+    assert bridge.wait(60) == 77
+    out = assert_clean_output(bridge)
+    assert "cwa.unreachable host=127.0.0.1 attempt=1 " in out
+    assert "cwa.credentials_rejected" in out
+    assert not sim.sessions()
+
+
 def test_bad_config_exits_78_and_names_every_problem_without_starting(
     sim: Simulator, run_bridge: Callable[..., BridgeProcess], tmp_path: Path, seen: Seen
 ) -> None:

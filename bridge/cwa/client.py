@@ -26,15 +26,15 @@ import httpx
 
 from bridge.backoff import BackoffPolicy, Sleeper, event_sleeper
 from bridge.cwa.commanding import STALL_MARGIN_S, SUBSCRIBE_BATCH, CommandWorker, RefreshDone
+from bridge.cwa.datachannel import DataChannel
 from bridge.cwa.guarded import Guarded
-from bridge.cwa.messages import InitiateSession
 from bridge.cwa.notices import CommandOutcome, Notice
 from bridge.cwa.protocol import CwaProtocol
 from bridge.cwa.reporting import Reporter
 from bridge.cwa.session import Backoff, Poll, SessionError, SignIn, StartSession, Stopped
 from bridge.cwa.settings import SUBSCRIBE_PER_POLL, CwaClientSettings
-from bridge.cwa.transport import REQUEST_THROTTLED, CwaTransport, describe, error_kind
-from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable, Throttled
+from bridge.cwa.transport import CwaTransport, describe, error_kind
+from bridge.errors import AuthRejected, CwaError, CwaProtocolError, CwaUnavailable
 from bridge.liveness import Beat, Liveness
 from bridge.presence import REPRESENTATIVE_AVAILABILITY, Status
 
@@ -99,10 +99,18 @@ class CwaClient:
             failure=self._failure,
             beat=liveness.register(COMMAND_LOOP, 1.0 + STALL_MARGIN_S) if liveness else None,
         )
-        self._last_poll_end: float | None = None  # the data channel
-        # Monotonic time of the last poll answer applied (construction until the first one): the
-        # data channel is stalled when this is older than poll_timeout_s plus a grace period.
-        self.last_poll_completed: float = clock()
+        self._data = DataChannel(
+            settings,
+            self._core,
+            self._transport,
+            self._report,
+            clock=clock,
+            sleep=self._sleep,
+            stop=self._stop,
+            wake=self._worker.wake,
+        )
+        self._host = httpx.URL(settings.base_url).host  # for log lines: never the URL (it may hold a user)
+        self._unreachable: str | None = None  # why the last attempt before the first session failed
 
     # ================================================================== public API
 
@@ -113,16 +121,26 @@ class CwaClient:
             return core.public_state
 
     @property
+    def refused_before_online(self) -> bool:
+        """CWA refused the credentials before any session was started: the same verdict as a
+        refusal at `start` (exit 77), not a later expiry to wait out."""
+        with self._core as core:
+            return core.public_state == "auth_failed" and core.session.sessions == 0
+
+    @property
     def unwatchable(self) -> dict[str, str]:
         """URI -> reason for every watched user CWA refuses to watch right now."""
         with self._core as core:
             return core.watch.unwatchable
 
-    def start(self) -> None:
+    def start(self, *, keep_trying: bool = False) -> None:
         """Sign in and start the session on this thread, then start the poll thread and the worker.
 
-        Raises `AuthRejected` when the credentials are refused, another `CwaError` or
-        `CwaProtocolError` for other failures; `start` may then be called again.
+        Raises `AuthRejected` when the credentials are refused. Another `CwaError` or
+        `CwaProtocolError` is raised too (`start` may then be called again), unless
+        ``keep_trying``: then the poll thread goes on signing in with back-off, one
+        ``cwa.unreachable`` warning per attempt, until CWA answers (a service must not depend on
+        CWA being up when it boots); `refused_before_online` tells when CWA then refuses.
         """
         if self._thread is not None:
             raise RuntimeError("the CWA client was already started")
@@ -137,9 +155,14 @@ class CwaClient:
                 raise CwaUnavailable("the CWA client was stopped")
             try:
                 self._perform(action, epoch)
-            except (CwaError, CwaProtocolError) as exc:
+            except AuthRejected as exc:
                 self._failure(exc, epoch, "start")
                 raise
+            except (CwaError, CwaProtocolError) as exc:
+                self._failure(exc, epoch, "start")
+                if not keep_trying:
+                    raise
+                break
         if self._liveness is not None:
             self._beat = self._liveness.register(POLL_LOOP, self._s.poll_timeout_s)
         self._worker.start()
@@ -211,12 +234,7 @@ class CwaClient:
                 if isinstance(action, Stopped):
                     break
                 if isinstance(action, Backoff):
-                    delay = self._policy.delay(action.attempt, self._rng, long=action.long)
-                    log.debug(
-                        "cwa.backoff attempt=%d reason=%s delay_s=%.3f", action.attempt, action.reason, delay
-                    )
-                    self._progress(delay)
-                    if self._sleep(delay, self._stop):
+                    if self._back_off(action):
                         break
                     continue
                 try:
@@ -233,6 +251,23 @@ class CwaClient:
             self._report.flush()
             if self._beat is not None:
                 self._beat.retire()
+
+    def _back_off(self, action: Backoff) -> bool:
+        """Wait before the next attempt (True: stopped meanwhile). Before the first session each
+        attempt is one warning with the reason; later back-offs are routine (debug)."""
+        delay = self._policy.delay(action.attempt, self._rng, long=action.long)
+        first, reason = self._unreachable is not None, self._unreachable or action.reason
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "cwa.%s host=%s attempt=%d retry_in_s=%.1f reason=%s",
+            "unreachable" if first else "backoff",
+            self._host,
+            action.attempt,
+            delay,
+            reason,
+        )
+        self._progress(delay)
+        return self._sleep(delay, self._stop)
 
     def _state_changed(self) -> None:
         """Notices out; a session back online sends a queued own state at once."""
@@ -251,79 +286,19 @@ class CwaClient:
     def _perform(self, action: SignIn | StartSession | Poll, epoch: int) -> None:
         if isinstance(action, SignIn):
             self._progress(self._s.timeout_s * 2)  # NTLM: up to two round trips
-            self._sign_in(epoch)
+            self._data.sign_in(epoch)
         elif isinstance(action, StartSession):
             self._progress(self._s.timeout_s)
-            self._start_session(action, epoch)
+            if self._data.start_session(action, epoch):
+                self._unreachable = None
         else:
-            self._poll(action, epoch)
+            self._data.poll(action, epoch, self._progress)
 
-    def _sign_in(self, epoch: int) -> None:
-        signed_in = self._transport.sign_in()
-        with self._core as core:
-            core.signed_in(epoch, signed_in.ticket, signed_in.sign_in_data)
-        log.info("cwa.sign_in.ok user=%s auth=%s", self._s.username, self._s.auth)
-
-    def _start_session(self, action: StartSession, epoch: int) -> None:
-        """initiateSession as a quiet observer. It is the session step itself, so it runs here:
-        there is nothing to poll before it, and no command can go out without it."""
-        method = InitiateSession(
-            rid=action.rid,
-            availability=self._s.initial_availability,
-            auto_publish_machine_state=False,
-            sign_in_data=action.sign_in_data,
-        )
-        reply = self._transport.initiate_session(method)
-        sid = reply.sid or ""  # never empty: the transport raises for an answer without a sid
-        now = self._clock()
-        with self._core as core:
-            restarted = core.session_started(epoch, sid, reply.poll_wait_time, now)
-        if restarted is None:
-            return
-        self._last_poll_end = None
-        log.info("cwa.session.started sid=%s poll_wait_ms=%s", sid, reply.poll_wait_time)
-        if restarted:
-            self._report.metric("session_restart", 1.0)
-        self._worker.wake()
-
-    def _poll(self, action: Poll, epoch: int) -> None:
-        """One data-channel GET, paced by pollWaitTime after the previous response."""
-        if self._last_poll_end is not None:
-            remaining = self._last_poll_end + action.wait_ms / 1000 - self._clock()
-            if remaining > 0:
-                self._progress(remaining)
-                if self._sleep(remaining, self._stop):
-                    return
-        with self._core as core:
-            current, settled = core.poll_begin(epoch)
-        if not current:
-            return  # a command found the session gone while we waited
-        started = self._clock()
-        self._progress(self._s.poll_timeout_s)
-        try:
-            answer = self._transport.fetch_events(action.sid, action.ack_id)
-        finally:
-            self._last_poll_end = self._clock()
-        self._report.metric("poll_latency", self._last_poll_end - started)
-        batch, channel_error = self._transport.read_events(answer)
-        now = self._clock()
-        with self._core as core:
-            answered = core.poll_answered(epoch, batch, settled, now)
-        if answered is None:
-            return
-        self.last_poll_completed = now
-        if answered.restarted:
-            log.warning("cwa.session.lost reason=server_restart ack_id_went_back=%s", batch.ack_id)
-            self._report.metric("error", "server_restart")
-            return
-        self._report.metric("events", float(answered.events))
-        self._report.flush()
-        if answered.wake:
-            self._worker.wake()
-        if channel_error is not None and channel_error.code == REQUEST_THROTTLED:
-            raise Throttled("data channel: request throttled (18101)")
-        if channel_error is not None:
-            raise CwaUnavailable(f"data channel: {channel_error.describe()}")
+    @property
+    def last_poll_completed(self) -> float:
+        """Monotonic time of the last poll answer applied (construction until the first one): the
+        data channel is stalled when this is older than ``poll_timeout_s`` plus a grace period."""
+        return self._data.last_poll_completed
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -333,8 +308,10 @@ class CwaClient:
             log.debug("cwa.%s.failed_while_stopping kind=%s", channel, kind)
             return
         self._report.count(kind)
-        # A failed first sign-in is reported by its caller, which retries it (one line per attempt).
-        level = logging.DEBUG if channel == "start" else logging.WARNING
+        with self._core as core:
+            never_online = core.session.sessions == 0 and not isinstance(exc, AuthRejected)
+        self._unreachable = describe(exc) if never_online else None  # logged at its back-off
+        level = logging.DEBUG if never_online else logging.WARNING
         log.log(level, "cwa.%s.failed kind=%s error=%s", channel, kind, describe(exc))
         with self._core as core:
             try:
