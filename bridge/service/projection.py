@@ -7,7 +7,6 @@ was discovery of this device published yet) and publishes what comes back throug
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,13 +16,18 @@ from urllib.parse import urlsplit
 from bridge import __version__
 from bridge.lights.model import status_color
 from bridge.mqtt import discovery as disco
-from bridge.mqtt.topics import Topics, attribute_payloads, info_payload, presence_payload
+from bridge.mqtt.topics import (
+    OFFLINE,
+    ONLINE,
+    Topics,
+    attribute_payloads,
+    devices_payload,
+    info_payload,
+    presence_payload,
+)
 from bridge.presence import Presence
 from bridge.service.ports import DiscoveryFormat, ServiceOptions
 from bridge.store import SELF_ID, Entry, PresenceStore
-
-ONLINE = b"online"
-OFFLINE = b"offline"
 
 
 class Retained(NamedTuple):
@@ -89,9 +93,7 @@ class Projection:
     def removal_topics(self, ident: str, discovery_format: DiscoveryFormat | None = None) -> list[str]:
         """Every retained topic a bridged id may own: cleared when the id stops being bridged.
         Discovery topics are those of ``discovery_format`` (the one HA holds them in)."""
-        t = self.topics
-        topics = [t.presence(ident), t.availability(ident), t.color(ident)]
-        topics += [t.attribute(ident, f) for f in ("status", "activity", "note")]
+        topics = self.topics.user_topics(ident)
         if self.options.discovery:
             fmt = discovery_format or self.options.discovery_format
             topics += disco.removal_topics(
@@ -142,16 +144,12 @@ class Projection:
             last_error=last_error,
             unwatchable={e.id: e.unwatchable_reason or "" for e in store if not e.watchable},
         )
-        published = sorted(e.id for e in store if e.presence is not None or e.id != SELF_ID)
+        published = [e.id for e in store if e.presence is not None or e.id != SELF_ID]
         return [
             Retained(t.bridge_cwa, ONLINE if session == "online" else OFFLINE),
             Retained(t.bridge_info, info),
-            Retained(t.bridge_devices, _json_bytes(published)),
+            Retained(t.bridge_devices, devices_payload(published)),
         ]
-
-
-def _json_bytes(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _retained(messages: Iterable[disco.DiscoveryMessage]) -> list[Retained]:
