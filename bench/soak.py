@@ -1,12 +1,15 @@
-"""Soak run (issue 7): the real `cwa2mqtt run` process under sustained churn, faults and commands.
+"""Soak run: the real `cwa2mqtt run` process under sustained churn, faults and commands.
 
 For ``--minutes N`` the simulator changes one watched user's presence every ``--interval`` seconds
 (each change carries a unique note), injects a fault every ``--fault-every`` seconds (alternating a
-*lossless* fault -- drop, 503, malformed, hostile, oversized, slow: events stay queued and are
-re-delivered, cwa-protocol.md §4.3 -- and a *disruptive* one -- expired tickets, killed sessions, a
-server restart, throttling, a burst of mutated bodies: a new session delivers current state only,
-so intermediate changes may be skipped), and sends MQTT commands (valid and invalid ``self/set``,
-``health_check``). Meanwhile it samples the process's RSS, threads and open file descriptors.
+*lossless* fault and a *disruptive* one, `bench.soak_faults`: lossless ones -- drop, 503,
+malformed, hostile, oversized, slow, and from the fault-injecting proxy between bridge and
+simulator trickle, stall, black hole and reset on the data and the command channel -- leave the
+events queued, so every change still arrives; disruptive ones -- expired tickets, killed sessions,
+a server restart, throttling, a burst of mutated bodies -- start a new session, which delivers
+current state only, so intermediate changes may be skipped), and sends MQTT commands (valid and
+invalid ``self/set``, ``health_check``). Meanwhile it samples the process's RSS, threads and open
+file descriptors.
 
 Verdicts:
 - no event lost: every change made outside a disruptive window arrives on MQTT (its unique note);
@@ -15,13 +18,15 @@ Verdicts:
 - every command answered (by transaction), invalid ones with an error, and the last commanded own
   status is what CWA holds at the end;
 - memory, threads and fds flat: the tail of the run (last 30 % of samples) against the warm-up
-  (first 30 %), with tolerances (RSS: max(8 MiB, 10 %), threads: +2, fds: +4);
+  (first 30 %), with tolerances (RSS: max(8 MiB, 10 %), threads: +2, fds: +4); the report adds
+  the least-squares RSS slope of the last 40 minutes (of the last two thirds in a shorter run);
 - latency (informational): set_presence → presence JSON at a subscriber, for changes made in quiet
   periods (not from 1 s before a fault until 3 s after it, or after a disruptive window closed)
   and overall.
 
-    .venv/bin/python -m bench.soak --minutes 3          # writes bench/SOAK.md
+    .venv/bin/python -m bench.soak --minutes 60          # writes bench/SOAK.md
     .venv/bin/python -m bench.soak --minutes 0.5 --out -  # print only
+    .venv/bin/python -m bench.soak --minutes 10 --tracemalloc /tmp/tm --out -  # what grows
 
 `tests/test_soak.py` runs `run_soak` for ~25 s with the same checks.
 """
@@ -31,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -50,6 +54,9 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.soak_faults import COMMAND_TIMEOUT_S, HOLD_S, POLL_TIMEOUT_S, Faults, proxy_for
+from bench.soak_report import report
+from bench.traced import diff
 from bridge.simulator import SimOptions, Simulator, SimUser
 
 SELF = SimUser(uri="sip:soak-self@example.org", username="EXAMPLE\\soak", password="S0ak-pa55!", name="Soak")
@@ -57,6 +64,7 @@ WATCHED = {f"w{i}": f"sip:soak{i}@example.org" for i in range(8)}
 MARKER = ("marker", "sip:soak-marker@example.org")
 AVAILABILITIES = (3500, 6500, 9500, 12500, 15500)
 SETTABLE = ("available", "busy", "do_not_disturb", "be_right_back", "away")
+TRACE_EVERY_S = 60.0  # tracemalloc snapshots of a traced run
 QUIET_S = 3.0  # a change this long after a fault (or a disruptive window's end) is "quiet" for latency
 EXCUSE_BEFORE_S = 1.0  # a change made this shortly before a disruptive fault may still be in flight
 RSS_TOLERANCE_KB, RSS_TOLERANCE = 8 * 1024, 0.10
@@ -227,14 +235,17 @@ def _until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) ->
 
 
 @contextmanager
-def _bridge_process(config: dict[str, Any], workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def _bridge_process(
+    config: dict[str, Any], workdir: Path, traced: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     cfg = workdir / "soak.yaml"
     cfg.write_text(yaml.safe_dump(config))
     log_path = workdir / "soak-bridge.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CWA2MQTT_")}
+    runner = ["-m", "bridge"] if traced is None else ["-m", "bench.traced", str(traced), str(TRACE_EVERY_S)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "run", "-c", str(cfg)],
+            [sys.executable, *runner, "run", "-c", str(cfg)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -253,25 +264,6 @@ def _bridge_process(config: dict[str, Any], workdir: Path) -> Iterator[tuple[sub
                     proc.wait(5)
 
 
-def _faults(sim: Simulator, rng: random.Random) -> tuple[list[tuple[str, Callable[[], None]]], ...]:
-    lossless: list[tuple[str, Callable[[], None]]] = [
-        ("drop", lambda: sim.faults.drop(2, channel="data")),
-        ("http_503", lambda: sim.faults.http_503(2, channel="data")),
-        ("malformed", lambda: sim.faults.malformed(2, channel="data")),
-        ("hostile", lambda: sim.faults.hostile(2, channel="data")),
-        ("oversized", lambda: sim.faults.oversized(1, size=12_000_000, channel="data")),
-        ("slow", lambda: sim.faults.slow(1, 1.0, channel="data")),
-    ]
-    disruptive: list[tuple[str, Callable[[], None]]] = [
-        ("mutate", lambda: sim.faults.mutate(2, channel="data", seed=rng.randrange(2**31))),
-        ("kill_sessions", sim.faults.kill_sessions),
-        ("expire_tickets", sim.faults.expire_tickets),
-        ("restart", sim.faults.restart),
-        ("throttle", lambda: sim.faults.throttle(True, 1000)),
-    ]
-    return lossless, disruptive
-
-
 def run_soak(
     broker_url: str,
     duration_s: float,
@@ -283,6 +275,8 @@ def run_soak(
     seed: int = 7,
     base: str | None = None,
     workdir: Path | None = None,
+    stalls: bool = True,
+    tracemalloc_dir: Path | None = None,
 ) -> SoakResult:
     rng = random.Random(seed)
     base = base or f"soak{os.getpid()}{rng.randrange(10**6)}"
@@ -291,8 +285,12 @@ def run_soak(
     options = SimOptions(poll_wait_ms=50, session_timeout_ms=20_000, control=False)
     with Simulator(users, options) as sim, tempfile.TemporaryDirectory(prefix="cwa2mqtt-soak-") as tmp:
         work = workdir or Path(tmp)
+        proxy = proxy_for(sim) if stalls else None
+        cwa: dict[str, Any] = {"username": SELF.username, "password": SELF.password, "uri": SELF.uri}
+        cwa |= {"url": proxy.url if proxy else sim.url, "poll_timeout_s": POLL_TIMEOUT_S}
+        cwa |= {"timeout_s": COMMAND_TIMEOUT_S}
         config = {
-            "cwa": {"url": sim.url, "username": SELF.username, "password": SELF.password, "uri": SELF.uri},
+            "cwa": cwa,
             "watch": [{"uri": u, "id": i} for i, u in everyone.items()],
             "mqtt": {"url": broker_url, "base_topic": base, "client_id": f"cwa2mqtt-{base}"},
             "homeassistant": {"prefix": f"{base}-ha", "status_topic": f"{base}-ha/status"},
@@ -301,9 +299,10 @@ def run_soak(
         }
         subscriber = Subscriber(broker_url, base, set(everyone))
         try:
-            with _bridge_process(config, work) as (proc, log_path):
+            with _bridge_process(config, work, tracemalloc_dir) as (proc, log_path):
                 return _drive(
                     sim,
+                    Faults(sim, proxy, rng),  # bound to the rng before the run draws from it
                     proc,
                     log_path,
                     subscriber,
@@ -317,10 +316,13 @@ def run_soak(
                 )
         finally:
             subscriber.close()
+            if proxy is not None:
+                proxy.stop()
 
 
-def _drive(
+def _drive(  # noqa: PLR0917 - the simulator, the process and its observers
     sim: Simulator,
+    injector: Faults,
     proc: subprocess.Popen[bytes],
     log_path: Path,
     sub: Subscriber,
@@ -337,7 +339,7 @@ def _drive(
         raise RuntimeError("the bridge did not become ready")
     if not _until(lambda: sub.matches(sim, everyone), 15):
         raise RuntimeError(f"the bridge did not bridge the initial state:\n{log_path.read_text()[-3000:]}")
-    lossless, disruptive = _faults(sim, rng)
+    lossless, disruptive = injector.lossless, injector.disruptive
     changes: list[Change] = []
     faults: list[tuple[float, str]] = []
     samples: list[Sample] = []
@@ -381,7 +383,8 @@ def _drive(
                 sub.publish("self/set", json.dumps({"status": last_status, "transaction": transaction}))
             sent.append(transaction)
             next_cmd += command_every_s
-        if now >= next_fault and window is None and now - start < duration_s:
+        injector.tick()
+        if now >= next_fault and window is None and not injector.holding and now - start < duration_s:
             n_fault += 1
             if n_fault % 2:
                 name, inject = lossless[(n_fault // 2) % len(lossless)]
@@ -390,7 +393,9 @@ def _drive(
             inject()
             faults.append((time.monotonic() - start, name))
             # A change made shortly before is still in flight: its poll may be the one that fails.
-            disturbed.append((time.monotonic() - EXCUSE_BEFORE_S, time.monotonic() + QUIET_S))
+            # A held proxy fault disturbs until it is lifted and the abandoned poll's deadline passed.
+            held = HOLD_S + POLL_TIMEOUT_S if injector.holding else 0.0
+            disturbed.append((time.monotonic() - EXCUSE_BEFORE_S, time.monotonic() + held + QUIET_S))
             if n_fault % 2 == 0:
                 at = time.monotonic()
                 for change in changes:
@@ -406,6 +411,7 @@ def _drive(
         time.sleep(0.01)
     # Drain: every change outside a window arrives, and the retained state converges.
     sim.faults.throttle(False)
+    injector.lift_all()
     _until(lambda: all(sub.seen(c.note) for c in changes if not c.excusable), 20)
     converged = _until(lambda: sub.matches(sim, everyone), 20)
     _until(lambda: all(t in sub.responses for t in sent), 20)
@@ -467,98 +473,29 @@ def _latencies(
     return quiet, every
 
 
-def _slope_kb_per_min(samples: list[Sample]) -> float:
-    half = samples[len(samples) // 2 :]
-    if len(half) < 2:
-        return float("nan")
-    ts = [s.t for s in half]
-    return float(statistics.linear_regression(ts, [s.rss_kb for s in half]).slope * 60)
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
-def report(result: SoakResult, minutes: float, seed: int) -> str:
-    flat = result.flatness()
-    quiet, every = result.quiet_latencies, result.all_latencies
-    by_name: dict[str, int] = {}
-    for _, name in result.faults:
-        by_name[name] = by_name.get(name, 0) + 1
-    excusable = sum(1 for c in result.changes if c.excusable)
-    lines = [
-        "# Soak run",
-        "",
-        "`bench/soak.py`: the real `cwa2mqtt run` process against the CWA simulator (pollWaitTime 50 ms,",
-        "sessionTimeout 20 s) and a private mosquitto, with 8 watched users + a marker user. One presence",
-        "change every 0.1 s (a unique note each), a fault every 5 s alternating lossless (drop, 503,",
-        "malformed, hostile, oversized, slow on the data channel) and disruptive (a mutated-body burst,",
-        "killed sessions, expired tickets, server restart, throttling), one MQTT command per second",
-        "(valid and invalid `self/set`, `health_check`). RSS, threads and fds of the process from /proc",
-        "every second. See the module docstring for the verdict rules.",
-        "",
-        "Reproduce: `.venv/bin/python -m bench.soak --minutes 3` (needs `mosquitto`; writes this file).",
-        "The short version runs in the test suite: `tests/test_soak.py` (~25 s).",
-        "",
-        f"One run: {minutes:g} min, seed {seed}, {time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}.",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| duration | {result.duration_s:.0f} s |",
-        f"| presence changes made | {len(result.changes)} |",
-        f"| … outside disruptive windows (must all arrive) | {len(result.changes) - excusable} |",
-        f"| … lost (outside windows) | {len(result.lost)} |",
-        f"| … inside windows, skipped by the recovery (allowed) | {result.excused_missing} of {excusable} |",
-        f"| faults injected | {len(result.faults)}: "
-        + ", ".join(f"{k} x{v}" for k, v in sorted(by_name.items()))
-        + " |",
-        f"| retained state converged at the end | {'yes' if result.converged else 'no'} |",
-        f"| commands answered | {result.commands_answered} / {result.commands_sent} |",
-        f"| invalid commands rejected | {result.bad_commands_rejected} / {result.bad_commands_sent} |",
-        f"| last commanded own status held by CWA | {'yes' if result.own_status_ok else 'no'} |",
-        f"| process alive / tracebacks / password in output | "
-        f"{'yes' if result.process_alive else 'no'} / {result.tracebacks} / {result.secret_leaks} |",
-        f"| RSS warm-up max → tail median | {flat['rss_kb'][0] / 1024:.1f} MiB → "
-        f"{flat['rss_kb'][1] / 1024:.1f} MiB (flat: {'yes' if flat['rss_kb'][2] else 'no'}) |",
-        f"| threads warm-up max → tail max | {flat['threads'][0]:.0f} → {flat['threads'][1]:.0f} "
-        f"(flat: {'yes' if flat['threads'][2] else 'no'}) |",
-        f"| open fds warm-up max → tail max | {flat['fds'][0]:.0f} → {flat['fds'][1]:.0f} "
-        f"(flat: {'yes' if flat['fds'][2] else 'no'}) |",
-        f"| RSS min / max over the run | {min(s.rss_kb for s in result.samples) / 1024:.1f} / "
-        f"{max(s.rss_kb for s in result.samples) / 1024:.1f} MiB |",
-        f"| RSS trend, second half (least squares) | {_slope_kb_per_min(result.samples):+.0f} KiB/min |",
-        f"| latency, quiet changes (n={len(quiet)}), ms | p50 {_pct(quiet, 50) * 1000:.0f}, "
-        f"p95 {_pct(quiet, 95) * 1000:.0f}, p99 {_pct(quiet, 99) * 1000:.0f}, "
-        f"max {max(quiet, default=float('nan')) * 1000:.0f} |",
-        f"| latency, every arrived change (n={len(every)}), ms | p50 {_pct(every, 50) * 1000:.0f}, "
-        f"p95 {_pct(every, 95) * 1000:.0f}, p99 {_pct(every, 99) * 1000:.0f}, "
-        f"max {max(every, default=float('nan')) * 1000:.0f} |",
-        "",
-        f"Verdict: {'PASS' if not result.problems() else 'FAIL: ' + '; '.join(result.problems())}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(Path(__file__).with_name("SOAK.md")), help="'-' prints only")
     parser.add_argument("--mqtt-url", default=None, help="use this broker instead of a private mosquitto")
+    parser.add_argument("--tracemalloc", default=None, help="run the bridge traced, snapshots in this dir")
     args = parser.parse_args()
+    traced = Path(args.tracemalloc) if args.tracemalloc else None
     if args.mqtt_url:
-        result = run_soak(args.mqtt_url, args.minutes * 60, seed=args.seed)
+        result = run_soak(args.mqtt_url, args.minutes * 60, seed=args.seed, tracemalloc_dir=traced)
     else:
         from bench.common import mosquitto
 
         with mosquitto() as url:
-            result = run_soak(url, args.minutes * 60, seed=args.seed)
-    text = report(result, args.minutes, args.seed)
+            result = run_soak(url, args.minutes * 60, seed=args.seed, tracemalloc_dir=traced)
+    grew = None
+    if traced is not None:
+        snaps = sorted(traced.glob("snap-*.tm"))
+        if len(snaps) >= 2:
+            # The first snapshot is taken after one TRACE_EVERY_S: start-up is over by then.
+            grew = diff(snaps[0], snaps[-1])
+    text = report(result, args.minutes, args.seed, grew)
     print(text)
     if args.out != "-":
         Path(args.out).write_text(text)
