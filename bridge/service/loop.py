@@ -102,7 +102,7 @@ class Service:
         self._liveness = liveness
         self._beat = liveness.register("service", LOOP_STALL_S) if liveness is not None else None
         self._store = PresenceStore(watch, options.self_uri)
-        self._out = RetainedPublisher(mqtt, metrics)
+        self._out = RetainedPublisher(mqtt, metrics, nullable=self._view.is_nullable)
         self._gate = StartGate(options.start_grace_s, monotonic)
         self._session = "connecting"
         self._session_since: datetime | None = clock()
@@ -350,8 +350,14 @@ class Service:
         t = self._topics
         try:
             retained = self._mqtt.read_retained(
-                [t.bridge_devices, t.bridge_discovery, f"{self._opt.base_topic}/+"]
+                [
+                    t.bridge_devices,
+                    t.bridge_discovery,
+                    f"{self._opt.base_topic}/+",
+                    *self._view.nullable_filters(),
+                ]
             )
+            self._out.held(retained)  # which nullable topics hold something: the others need no clear
         except BridgeError as exc:
             log.warning("service.readback_failed error=%s", exc)
             retained = {}

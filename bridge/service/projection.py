@@ -23,6 +23,7 @@ from bridge.service.ports import DiscoveryFormat, ServiceOptions
 from bridge.store import SELF_ID, Entry, PresenceStore
 
 ONLINE = b"online"
+NULLABLE_FIELDS = ("activity", "note")  # attribute fields that may be null (status never is)
 OFFLINE = b"offline"
 
 
@@ -77,6 +78,17 @@ class Projection:
         if self.options.color_topics:
             out.append(Retained(t.color(entry.id), status_color(presence.status).encode()))
         return out
+
+    def nullable_filters(self) -> list[str]:
+        """The attribute topics a null field clears (an empty payload): read back at start, so the
+        bridge knows which of them the broker holds."""
+        base = self.options.base_topic
+        return [f"{base}/+/{field}" for field in NULLABLE_FIELDS]
+
+    def is_nullable(self, topic: str) -> bool:
+        base = self.options.base_topic
+        head, _, field = topic.rpartition("/")
+        return field in NULLABLE_FIELDS and head.startswith(base + "/") and "/" not in head[len(base) + 1 :]
 
     def availability(self, entry: Entry, session_online: bool) -> Retained:
         online = session_online and entry.watchable

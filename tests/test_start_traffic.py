@@ -1,0 +1,80 @@
+"""What a start publishes: nothing that carries no news (issue 16, "less traffic").
+
+A null activity or note is published as an empty retained payload, which clears the topic. On a
+broker that never held the topic that message changes nothing; at 10,000 users a start sent
+~20,000 of them (bench/NOTES.md). A real broker and the in-process bridge against the simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bridge.app import Bridge
+from bridge.simulator import Simulator
+from tests.support.bridge import CAROL, USERS
+from tests.support.mqtt import Broker, MqttProbe
+
+pytestmark = pytest.mark.integration
+
+NULLABLE = ("activity", "note")
+
+
+def _published_all(probe: MqttProbe, base: str) -> None:
+    """Each entry's availability is published after its presence topics: once all three are in,
+    so is every clear the start made."""
+    for ident in ("self", "bob", "carol"):
+        probe.wait_for(f"{base}/{ident}/availability")
+
+
+def _clears(probe: MqttProbe, base: str) -> list[str]:
+    return [
+        r.topic
+        for r in probe.records()
+        if r.topic.startswith(base + "/") and r.topic.rsplit("/", 1)[-1] in NULLABLE and not r.payload
+    ]
+
+
+def test_a_first_start_clears_no_topic_the_broker_never_held(
+    make_simulator: Callable[..., Simulator],
+    mosquitto: Broker,
+    mqtt_probe: MqttProbe,
+    make_bridge: Callable[..., Bridge],
+    base_topic: str,
+) -> None:
+    sim = make_simulator(list(USERS))
+    mqtt_probe.subscribe(f"{base_topic}/#")
+    make_bridge(sim, mosquitto.url, base_topic)
+    # Carol has a note and no activity; Bob an activity and no note; the account itself neither.
+    mqtt_probe.wait_for(f"{base_topic}/carol/note", lambda p: p == b"Lab day")
+    mqtt_probe.wait_for(f"{base_topic}/carol", lambda p: b"Lab day" in p)
+    mqtt_probe.wait_for(f"{base_topic}/bob/activity", lambda p: p == b"in_a_meeting")
+    _published_all(mqtt_probe, base_topic)
+    assert _clears(mqtt_probe, base_topic) == []
+
+    # A note that goes away is still cleared: the broker holds it now.
+    sim.set_presence(CAROL.uri, note=None)
+    mqtt_probe.wait_for(f"{base_topic}/carol/note", lambda p: p == b"")
+    assert mqtt_probe.retained(f"{base_topic}/carol/note") is None
+    assert _clears(mqtt_probe, base_topic) == [f"{base_topic}/carol/note"]
+
+
+def test_a_start_clears_what_the_previous_run_left_on_a_topic_now_null(
+    make_simulator: Callable[..., Simulator],
+    mosquitto: Broker,
+    mqtt_probe: MqttProbe,
+    make_bridge: Callable[..., Bridge],
+    base_topic: str,
+) -> None:
+    # A previous run left Bob a note; Bob has none now.
+    mqtt_probe.publish(f"{base_topic}/bob/note", b"Gone fishing", retain=True)
+    assert mqtt_probe.retained(f"{base_topic}/bob/note") == b"Gone fishing"
+    sim = make_simulator(list(USERS))
+    mqtt_probe.subscribe(f"{base_topic}/#")
+    make_bridge(sim, mosquitto.url, base_topic)
+    mqtt_probe.wait_for(f"{base_topic}/bob/note", lambda p: p == b"")
+    assert mqtt_probe.retained(f"{base_topic}/bob/note") is None
+    # The clear went to that one topic only.
+    _published_all(mqtt_probe, base_topic)
+    assert _clears(mqtt_probe, base_topic) == [f"{base_topic}/bob/note"]
