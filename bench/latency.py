@@ -78,10 +78,11 @@ def measure(mode: str, samples: int, broker_url: str, tmp: Path) -> dict[str, ob
     return {"e2e": e2e, "share": share, "poll_wait_s": options.poll_wait_ms / 1000, "hist": (count, under5)}
 
 
-def run(quick: bool = False) -> Report:
+def run(quick: bool = False, smoke: bool = False) -> Report:
     report = Report("latency")
     with tempfile.TemporaryDirectory() as tmp, mosquitto() as url:
-        for mode, samples in (("long-poll", 60 if quick else 300), ("immediate", 15 if quick else 60)):
+        counts = (20, 5) if smoke else (60, 15) if quick else (300, 60)
+        for mode, samples in zip(("long-poll", "immediate"), counts, strict=True):
             r = measure(mode, samples, url, Path(tmp))
             e2e, share = r["e2e"], r["share"]
             assert isinstance(e2e, list)
@@ -117,7 +118,7 @@ def run(quick: bool = False) -> Report:
 
 def main() -> None:
     args = cli(__doc__ or "")
-    report = run(args.quick)
+    report = run(args.quick, args.smoke)
     report.print()
     report.save(args.json)
 

@@ -178,7 +178,7 @@ def run(quick: bool = False, updates: int = 1500) -> Report:
 
 def main() -> None:
     args = cli(__doc__ or "", updates=1500)
-    report = run(args.quick, args.updates)
+    report = run(args.quick or args.smoke, args.updates)  # quick is short enough for a smoke run
     report.print()
     report.save(args.json)
 

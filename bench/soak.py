@@ -242,6 +242,8 @@ def _bridge_process(
     cfg.write_text(yaml.safe_dump(config))
     log_path = workdir / "soak-bridge.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CWA2MQTT_")}
+    if traced is not None:  # the wrapper lives in bench/, outside the installed package
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     runner = ["-m", "bridge"] if traced is None else ["-m", "bench.traced", str(traced), str(TRACE_EVERY_S)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
