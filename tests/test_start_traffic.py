@@ -3,6 +3,8 @@
 A null activity or note is published as an empty retained payload, which clears the topic. On a
 broker that never held the topic that message changes nothing; at 10,000 users a start sent
 ~20,000 of them (bench/NOTES.md). A real broker and the in-process bridge against the simulator.
+And the start gate, which holds discovery back until names are known, waits as long as the first
+picture is still arriving (pure logic, a fake clock).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from bridge.app import Bridge
+from bridge.service.gate import MAX_WAIT_S, StartGate
 from bridge.simulator import Simulator
 from tests.support.bridge import CAROL, USERS
 from tests.support.mqtt import Broker, MqttProbe
@@ -78,3 +81,36 @@ def test_a_start_clears_what_the_previous_run_left_on_a_topic_now_null(
     # The clear went to that one topic only.
     _published_all(mqtt_probe, base_topic)
     assert _clears(mqtt_probe, base_topic) == [f"{base_topic}/bob/note"]
+
+
+def test_the_start_gate_waits_while_first_reports_still_arrive_and_no_longer() -> None:
+    """At 10,000 users the first picture takes longer than the grace: a gate opened by the clock
+    alone published ~6,000 devices under their URI, then again under their name."""
+    now = [0.0]
+    gate = StartGate(5.0, lambda: now[0])
+    gate.read_back = True
+
+    def at(t: float) -> bool:
+        now[0] = t
+        return gate.check(lambda: False)
+
+    for t in (1.0, 3.0, 4.5, 8.0, 11.0):  # first reports keep arriving past the grace
+        assert not at(t)
+        gate.reported()
+    assert not at(15.9)  # 4.9 s since the last first report
+    assert at(16.1)  # quiet for the grace: the rest may never come
+    assert gate.open
+
+
+def test_the_start_gate_opens_at_the_latest_after_its_bound() -> None:
+    now = [0.0]
+    gate = StartGate(5.0, lambda: now[0])
+    gate.read_back = True
+    opened = None
+    for step in range(1, 200):
+        now[0] = step
+        gate.reported()  # a server that trickles first reports forever
+        if gate.check(lambda: False):
+            opened = now[0]
+            break
+    assert opened == MAX_WAIT_S

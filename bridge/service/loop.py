@@ -246,6 +246,8 @@ class Service:
             case UserNotice(uri=uri, summary=summary, resync=resync):
                 self._count("user_presence")
                 entry = self._store.by_uri(uri)
+                if entry is not None and not entry.reported:
+                    self._gate.reported()  # a first report: the first picture is still arriving
                 if entry is not None and entry.id != SELF_ID:
                     changed = self._observe(entry, summary, received)
                     if resync and changed and self._metrics is not None:
@@ -260,6 +262,8 @@ class Service:
                 self._count("subscription_state")
                 entry = self._store.by_uri(uri)
                 if entry is not None:
+                    if not entry.reported:
+                        self._gate.reported()
                     self._watchability(entry, watchable, reason)
             case ContactsNotice(contacts=contacts):
                 self._count("contact_group")
