@@ -177,6 +177,7 @@ class Probe:
         self.retained: dict[str, bytes] = {}
         self.keep = True
         self._cond = threading.Condition()
+        self.lock = self._cond  # held while a message is recorded
         self._hook = on_message
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{free_port()}")
         self.client.max_inflight_messages_set(0)

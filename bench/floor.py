@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.common import port_of
+from bench.common import Probe, port_of
 from bridge.mqtt.paho_glue import BACKPRESSURE_AT, MAX_QUEUED_MESSAGES
 
 ACK_TIMEOUT_S = 120.0
@@ -56,3 +56,26 @@ def paho_floor(url: str, messages: Sequence[tuple[str, bytes]], window: int = BA
 def clear(url: str, topics: Sequence[str]) -> None:
     """Remove retained ``topics`` (so a floor round publishes to the same broker state as the bridge)."""
     paho_floor(url, [(t, b"") for t in dict.fromkeys(topics)])
+
+
+def paho_floor_seen(url: str, messages: Sequence[tuple[str, bytes]], probe: Probe, rounds: int) -> float:
+    """Best of ``rounds``: first publish → the last of ``messages`` received by ``probe``.
+
+    For figures whose bridge side is timed at a subscriber (a separate process's PUBACKs cannot be
+    seen): both sides then include the subscriber's own lag, and a round's echoes are all in before
+    the next measurement starts. ``probe`` must see nothing else meanwhile.
+    """
+    best = float("inf")
+    keep, probe.keep = probe.keep, False  # a 10,000-user start is ~90,000 messages a round
+    try:
+        for _ in range(rounds):
+            with probe.lock:
+                mark = probe.count
+            start = time.monotonic()
+            paho_floor(url, messages)
+            if not probe.wait(lambda m=mark: probe.count >= m + len(messages), ACK_TIMEOUT_S):  # type: ignore[misc]
+                raise RuntimeError("floor: the subscriber did not receive every message")
+            best = min(best, time.monotonic() - start)
+    finally:
+        probe.keep = keep
+    return best

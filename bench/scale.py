@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 
 from bench.common import Probe, Report, cli, mosquitto, wait_until, yes
-from bench.floor import paho_floor
+from bench.floor import paho_floor_seen
 from bench.harness import config, ident, spawn_bridge, uri, write
 from bench.traffic import Traffic, burst_end
 from bridge.simulator import SimOptions, Simulator, load_users
@@ -39,6 +39,7 @@ FORMATS = ("component", "device")
 FLOOR_ROUNDS = 3
 QUIET_S = 3.0  # the start's burst has ended once nothing arrived for this long
 BATCH_TRIES = 5
+POLL_WAIT_MS = 1000
 
 
 def cpu_window(proc: psutil.Process, seconds: float, work: threading.Thread | None = None) -> float:
@@ -103,7 +104,7 @@ def one(  # noqa: PLR0917 - the knobs of one run
     users: int, fmt: str, window: float, tmp: Path, batch_size: int, quiet_s: float = QUIET_S
 ) -> dict[str, Any]:
     base = f"benchscale{users}{fmt[:3]}"
-    options = SimOptions(long_poll=False, poll_wait_ms=1000, control=False)
+    options = SimOptions(long_poll=False, poll_wait_ms=POLL_WAIT_MS, control=False)
     with mosquitto() as broker, Simulator(load_users(users + 1), options) as sim:
         cfg = config(sim, broker, base, users)
         cfg["homeassistant"] |= {"discovery": True, "discovery_format": fmt}
@@ -128,9 +129,9 @@ def one(  # noqa: PLR0917 - the knobs of one run
             start_msgs = [(t, p) for _at, t, p, _r in probe.messages]
             traffic = Traffic.of(start_msgs, base, cfg["homeassistant"]["prefix"])
             rss_mb = proc.memory_info().rss / 1e6
-            floor_start = min(paho_floor(broker, start_msgs) for _ in range(FLOOR_ROUNDS))
+            floor_start = paho_floor_seen(broker, start_msgs, probe, FLOOR_ROUNDS)
             b = batch(sim, probe, users, batch_size, base)
-            floor_batch = min(paho_floor(broker, b["sent"]) for _ in range(FLOOR_ROUNDS))
+            floor_batch = paho_floor_seen(broker, b["sent"], probe, FLOOR_ROUNDS)
             probe.keep = False
             probe.messages.clear()
             changes = max(1, round(users / 100 * window / 60))
@@ -247,9 +248,11 @@ def run(quick: bool = False, window: float = 20.0, only: int = 0, smoke: bool = 
         "mosquitto per discovery format; pollWaitTime 1000 ms, so an idle bridge still makes one "
         "data-channel request per second. Sync ratio = bare paho's time for the start's exact message "
         f"list (best of {FLOOR_ROUNDS}, pipelined, bench/floor.py) / the bridge's sync time, which "
-        "includes the process start, the CWA sign-in and the read-back of retained state. Batch: the "
-        "changes are made between two polls, so one data-channel answer carries them all; measured "
-        "from that poll to their last presence message at the subscriber"
+        "includes the process start, the CWA sign-in and the read-back of retained state; both are "
+        "timed to the last message at the same subscriber (the bridge's PUBACKs are in another "
+        "process), so both include that subscriber's lag. Batch: the changes are made between two "
+        "polls, so one data-channel answer carries them all; measured from that poll to their last "
+        "presence message at the subscriber, against bare paho's first publish → last message there"
     )
     return report
 

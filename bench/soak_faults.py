@@ -1,9 +1,10 @@
 """The faults the soak injects: the simulator's own, and stalls from the fault-injecting TCP proxy.
 
 Lossless faults leave the events queued at the server: the bridge re-polls with the same AckId
-and every change still arrives. Simulator faults are one-shot; proxy faults (trickle, stall,
-black hole, reset, on the data or the command channel) last `HOLD_S` and are then lifted by
-`Faults.tick`. Disruptive faults start a new session, which delivers the current state only.
+and every change still arrives. Simulator faults are one-shot; proxy faults (trickle, stall and
+black hole on the data or the command channel, reset on the command channel) last `HOLD_S` and
+are then lifted by `Faults.tick`. Disruptive faults start a new session, which delivers the
+current state only: the simulator's, and resets of the data channel (see `Faults.disruptive`).
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ class Faults:
                     ("stall", STALL),
                     ("trickle", trickle(1, 0.5)),
                     ("black_hole", BLACK_HOLE),
-                    ("reset", RESET),
                 )
                 for channel in ("data", "command")
             ]
+            held.append(("reset_command", self._held("command", RESET)))
             # Interleaved, so a short run (the test suite's) meets stalls early.
             mixed = [f for pair in zip(self.lossless, held[:6], strict=True) for f in pair]
             self.lossless = mixed + held[6:]
@@ -62,6 +63,11 @@ class Faults:
             ("restart", sim.faults.restart),
             ("throttle", lambda: sim.faults.throttle(True, 1000)),
         ]
+        if proxy is not None:
+            # Resets on every data-channel attempt for HOLD_S: after three in a row the client
+            # gives the session up and starts a new one, which delivers current state only (a
+            # 60-minute run with it counted lossless "lost" the changes of each reset window).
+            self.disruptive.append(("reset_data", self._held("data", RESET)))
 
     def _held(self, channel: str, fault: Fault) -> Inject:
         def inject() -> None:

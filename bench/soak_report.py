@@ -67,6 +67,19 @@ def steps(samples: list[Sample]) -> list[str]:
     return rows
 
 
+def _blame(result: SoakResult) -> str:
+    """Lost changes counted by the fault injected last before each (what to look at first)."""
+    if not result.lost:
+        return ""
+    counts: dict[str, int] = {}
+    t0 = result.samples[0].t if result.samples else 0.0
+    for change in result.lost:
+        before = [name for at, name in result.faults if at <= change.at - t0]
+        key = before[-1] if before else "before any fault"
+        counts[key] = counts.get(key, 0) + 1
+    return " (after: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")"
+
+
 def _pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -107,7 +120,7 @@ def report(result: SoakResult, minutes: float, seed: int, grew: list[str] | None
         f"| duration | {result.duration_s:.0f} s |",
         f"| presence changes made | {len(result.changes)} |",
         f"| … outside disruptive windows (must all arrive) | {len(result.changes) - excusable} |",
-        f"| … lost (outside windows) | {len(result.lost)} |",
+        f"| … lost (outside windows) | {len(result.lost)}{_blame(result)} |",
         f"| … inside windows, skipped by the recovery (allowed) | {result.excused_missing} of {excusable} |",
         f"| faults injected | {len(result.faults)}: "
         + ", ".join(f"{k} x{v}" for k, v in sorted(by_name.items()))
