@@ -19,6 +19,7 @@ subscriber on ``#`` that records every message. Measured:
 from __future__ import annotations
 
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -141,7 +142,8 @@ def one(  # noqa: PLR0917 - the knobs of one run
             end = burst_end(probe, quiet_s, 120)
             sync_s = end - started
             start_msgs = [(t, p) for _at, t, p, _r in probe.messages]
-            traffic = Traffic.of(start_msgs, base, cfg["homeassistant"]["prefix"])
+            prefix = cfg["homeassistant"]["prefix"]
+            traffic = Traffic.of(start_msgs, base, prefix)
             rss_mb = proc.memory_info().rss / 1e6
             floor_start = paho_floor_seen(broker, start_msgs, probe, FLOOR_ROUNDS)
             b = batch(sim, probe, users, batch_size, base)
@@ -160,12 +162,20 @@ def one(  # noqa: PLR0917 - the knobs of one run
             idle = cpu_window(proc, window)
             rss_after = proc.memory_info().rss / 1e6
             hwm_mb = peak_rss_mb(process.pid)
+            stop(process)
+            # A restart against the broker that holds this run's state: what carries news?
+            sim.faults.throttle(False)
+            with probe.lock:
+                held = dict(probe.retained)
+                probe.keep = True
+                probe.messages.clear()
+            process = spawn_bridge(path, tmp / f"{base}-restart.log")
+            if not probe.wait(lambda: len(probe.messages) > 0, 60):
+                raise RuntimeError("restart: nothing published")
+            burst_end(probe, quiet_s, 120)
+            restart = Traffic.of([(t, p) for _at, t, p, _r in probe.messages], base, prefix, held)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except Exception:
-                process.kill()
+            stop(process)
             probe.close()
     return {
         "presence_s": presence_s,
@@ -179,7 +189,17 @@ def one(  # noqa: PLR0917 - the knobs of one run
         "busy": busy,
         "idle": idle,
         "changes": changes,
+        "restart": restart,
     }
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def rows(report: Report, users: int, fmt: str, r: dict[str, Any], window: float) -> None:
@@ -211,6 +231,16 @@ def rows(report: Report, users: int, fmt: str, r: dict[str, Any], window: float)
         "0",
         yes(tr.noop == 0),
         tr.describe(),
+    )
+    rs: Traffic = r["restart"]
+    report.add(
+        f"{label}: a restart (same broker): messages that carry nothing new",
+        f"{rs.noop:,}",
+        f"{rs.total:,} messages",
+        f"{rs.noop / rs.total:.3f}" if rs.total else "",
+        "0",
+        yes(rs.noop == 0),
+        rs.describe(),
     )
     b = r["batch"]
     ratio = r["floor_batch"] / b["took"] if b["took"] > 0 else float("nan")

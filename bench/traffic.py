@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bench.common import Probe
@@ -31,9 +31,16 @@ class Traffic:
         return self.duplicates + self.phantom_clears + self.rediscovered
 
     @classmethod
-    def of(cls, messages: Sequence[tuple[str, bytes]], base: str, prefix: str) -> Traffic:
+    def of(
+        cls,
+        messages: Sequence[tuple[str, bytes]],
+        base: str,
+        prefix: str,
+        held_before: Mapping[str, bytes] | None = None,
+    ) -> Traffic:
+        """``held_before``: what the broker held when the messages began (a restart)."""
         t = cls(total=len(messages))
-        held: dict[str, bytes] = {}
+        held: dict[str, bytes] = dict(held_before or {})
         discovered: Counter[str] = Counter()
         for topic, payload in messages:
             kind = _kind(topic, base, prefix)

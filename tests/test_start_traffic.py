@@ -9,17 +9,18 @@ picture is still arriving (pure logic, a fake clock).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from bridge.app import Bridge
+from bridge.cwa.notices import SessionNotice, UserNotice
+from bridge.service import Service, ServiceOptions, WatchSpec
 from bridge.service.gate import MAX_WAIT_S, StartGate
 from bridge.simulator import Simulator
 from tests.support.bridge import CAROL, USERS
 from tests.support.mqtt import Broker, MqttProbe
-
-pytestmark = pytest.mark.integration
+from tests.test_service import Clock, FakeCwa, FakeMqtt, summary
 
 NULLABLE = ("activity", "note")
 
@@ -39,6 +40,7 @@ def _clears(probe: MqttProbe, base: str) -> list[str]:
     ]
 
 
+@pytest.mark.integration
 def test_a_first_start_clears_no_topic_the_broker_never_held(
     make_simulator: Callable[..., Simulator],
     mosquitto: Broker,
@@ -63,6 +65,7 @@ def test_a_first_start_clears_no_topic_the_broker_never_held(
     assert _clears(mqtt_probe, base_topic) == [f"{base_topic}/carol/note"]
 
 
+@pytest.mark.integration
 def test_a_start_clears_what_the_previous_run_left_on_a_topic_now_null(
     make_simulator: Callable[..., Simulator],
     mosquitto: Broker,
@@ -114,3 +117,43 @@ def test_the_start_gate_opens_at_the_latest_after_its_bound() -> None:
             opened = now[0]
             break
     assert opened == MAX_WAIT_S
+
+
+class _ReadBackCutOff(FakeMqtt):
+    """A read-back that ran into its deadline: what it returns may be incomplete."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def read_retained(
+        self, topic_filters: Sequence[str], quiet_s: float = 0.3, timeout_s: float = 3.0
+    ) -> dict[str, bytes]:
+        self._clock.mono += timeout_s
+        return super().read_retained(topic_filters, quiet_s, timeout_s)
+
+
+@pytest.mark.parametrize("cut_off", [False, True])
+def test_a_read_back_cut_off_by_its_deadline_keeps_every_clear(cut_off: bool) -> None:
+    """Only a complete read-back proves that a topic holds nothing: after one cut off by its
+    deadline (a huge broker state, a slow broker), a null note is cleared as before."""
+    clock = Clock()
+    mqtt = _ReadBackCutOff(clock) if cut_off else FakeMqtt()
+    service = Service(
+        cwa=FakeCwa(),
+        mqtt=mqtt,
+        watch=[WatchSpec("bob", "sip:bob@example.org")],
+        options=ServiceOptions(self_uri="sip:alice@example.org"),
+        clock=clock,
+        monotonic=clock.monotonic,
+    )
+    service.start()
+    try:
+        service.on_mqtt_connect()
+        service.on_notice(SessionNotice("online"))
+        service.on_notice(UserNotice("sip:bob@example.org", summary(3500)))
+        assert service.drain()
+        cleared = [t for t, p, _ in mqtt.log if t == "cwa2mqtt/bob/note" and p == b""]
+        assert cleared == (["cwa2mqtt/bob/note"] if cut_off else [])
+    finally:
+        service.stop()

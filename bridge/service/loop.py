@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 # One pass of the loop handles one input; the longest (a full publish of 10,000 users after a
 # reconnect) takes seconds. Longer than this without a pass, the loop counts as stuck.
 LOOP_STALL_S = 60.0
+READBACK_TIMEOUT_S = 3.0  # reading the previous run's retained state back; cut off after this
 SNAPSHOT_MAX_AGE_S = 0.5  # under a steady stream of inputs the HTTP snapshot lags at most this
 Job = Callable[[], None]
 
@@ -353,15 +354,18 @@ class Service:
         """Read the previous run's retained state: clear removed users, keep `last_change`."""
         t = self._topics
         try:
+            started = self._monotonic()
             retained = self._mqtt.read_retained(
                 [
                     t.bridge_devices,
                     t.bridge_discovery,
                     f"{self._opt.base_topic}/+",
                     *self._view.nullable_filters(),
-                ]
+                ],
+                timeout_s=READBACK_TIMEOUT_S,
             )
-            self._out.held(retained)  # which nullable topics hold something: the others need no clear
+            if self._monotonic() - started < READBACK_TIMEOUT_S:  # it went quiet: nothing cut off
+                self._out.held(retained)  # which nullable topics hold something: the others need no clear
         except BridgeError as exc:
             log.warning("service.readback_failed error=%s", exc)
             retained = {}
