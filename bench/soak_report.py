@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bench.soak import Sample, SoakResult
+    from bench.soak_model import Sample, SoakResult
 
 STEP_S = 300.0  # RSS table granularity
 TAIL_S = 40 * 60.0
