@@ -181,7 +181,7 @@ def run(quick: bool = False) -> Report:
 
 def main() -> None:
     args = cli(__doc__ or "")
-    report = run(args.quick)
+    report = run(args.quick or args.smoke)  # quick is already short enough for a smoke run
     report.print()
     report.save(args.json)
 

@@ -70,7 +70,8 @@ class Report:
 def cli(description: str, **extra: Any) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", help="write the result rows to this file (used by bench.run)")
-    parser.add_argument("--quick", action="store_true", help="shorter runs (smoke check)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--smoke", action="store_true", help="the shortest run that still measures (tests)")
     for name, default in extra.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     return parser.parse_args()
@@ -176,6 +177,7 @@ class Probe:
         self.retained: dict[str, bytes] = {}
         self.keep = True
         self._cond = threading.Condition()
+        self.lock = self._cond  # held while a message is recorded
         self._hook = on_message
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{free_port()}")
         self.client.max_inflight_messages_set(0)

@@ -13,7 +13,6 @@ from bisect import bisect_right
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import yaml
 
 from bridge.app import Bridge
@@ -50,12 +49,14 @@ def write(path: Path, cfg: dict[str, Any]) -> Path:
 
 
 class TimedBridge:
-    """An in-process `Bridge` whose data-channel responses and presence PUBACKs are timestamped.
+    """An in-process `Bridge` observed through public seams only.
 
-    ``responses``: monotonic times at which a data-channel response arrived (httpx response hook,
-    i.e. headers in; the small body follows in the same read). ``acks``: topic → list of
-    (publish call time, PUBACK time) for presence JSON topics. The hooks sit outside the bridge's
-    code paths: they only observe.
+    ``responses``: monotonic times at which a data-channel response arrived (an httpx response
+    event hook on the bridge's HTTP client: headers in; the small body follows in the same read).
+    The bridge's own share of a change = that response → the presence message at a subscriber
+    (`own_share`): an upper bound, as it includes the broker's forwarding to the subscriber. The
+    bridge's histogram ``cwa2mqtt_event_to_publish_seconds`` (notice decoded → publish handed to
+    paho) is read from its metrics registry (`histogram`, `last_event_to_publish`).
     """
 
     def __init__(self, cfg_path: Path) -> None:
@@ -63,63 +64,39 @@ class TimedBridge:
         self.bridge = Bridge(load_settings(cfg_path, env={}), backoff_scale=0.05)
         self.responses: list[float] = []
         self.requests = 0  # every HTTP request the bridge made to CWA
-        self.calls: dict[int, tuple[str, float]] = {}
-        self.acks: dict[str, list[tuple[float, float]]] = {}
         self._lock = threading.Lock()
         data_path = self.bridge.settings.cwa.data_path
-        base = self.bridge.settings.mqtt.base_topic
 
         def on_response(response: Any) -> None:
-            self.requests += 1
-            if response.request.url.path == data_path:
-                self.responses.append(time.monotonic())
-
-        self.bridge.http_client.event_hooks["response"].append(on_response)
-        publisher = self.bridge.publisher
-        original_publish = publisher._publish
-        original_new_client = publisher._new_client
-        presence_depth = base.count("/") + 1
-
-        def publish(topic: str, data: bytes, retain: bool, qos: int) -> paho.MQTTMessageInfo | None:
-            called = time.monotonic()
-            info = original_publish(topic, data, retain, qos)
-            if info is not None and topic.count("/") == presence_depth and topic.startswith(base + "/"):
-                with self._lock:
-                    self.calls[info.mid] = (topic, called)
-            return info
-
-        def on_publish(_c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
             now = time.monotonic()
             with self._lock:
-                call = self.calls.pop(mid, None)
-                if call is not None:
-                    self.acks.setdefault(call[0], []).append((call[1], now))
+                self.requests += 1
+                if response.request.url.path == data_path:
+                    self.responses.append(now)
+                    if len(self.responses) > 10_000:  # bounded: only recent responses are looked up
+                        del self.responses[:5_000]
 
-        def new_client() -> paho.Client:
-            client = original_new_client()
-            client.on_publish = on_publish
-            return client
-
-        publisher._publish = publish  # type: ignore[method-assign]
-        publisher._new_client = new_client  # type: ignore[method-assign]
+        self.bridge.http_client.event_hooks["response"].append(on_response)
 
     def start(self, timeout: float = 30) -> None:
         self.bridge.start()
         if not self.bridge.wait_ready(timeout):
             raise RuntimeError("bridge not ready")
 
-    def own_share(self, topic: str, after: float) -> float | None:
-        """Data-channel response in → PUBACK of the first presence publish on ``topic`` after ``after``."""
+    def own_share(self, arrived: float, after: float) -> float | None:
+        """The last data-channel response in ``[after, arrived]`` → ``arrived``; None if none."""
         with self._lock:
-            pairs = [p for p in self.acks.get(topic, []) if p[0] >= after]
-        if not pairs:
-            return None
-        called, acked = pairs[0]
-        responses = self.responses
-        i = bisect_right(responses, called)
-        if i == 0:
-            return None
-        return acked - responses[i - 1]
+            i = bisect_right(self.responses, arrived)
+            if i == 0 or self.responses[i - 1] < after:
+                return None
+            return arrived - self.responses[i - 1]
+
+    def event_to_publish(self) -> tuple[float, float]:
+        """(count, sum) of the bridge's ``cwa2mqtt_event_to_publish_seconds`` so far."""
+        reg = self.bridge.metrics.registry
+        count = reg.get_sample_value("cwa2mqtt_event_to_publish_seconds_count") or 0.0
+        total = reg.get_sample_value("cwa2mqtt_event_to_publish_seconds_sum") or 0.0
+        return count, total
 
     def histogram(self) -> tuple[float, float]:
         """(observations, share ≤ 5 ms) of the bridge's own ``cwa2mqtt_event_to_publish_seconds``."""

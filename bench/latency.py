@@ -4,9 +4,10 @@ The real bridge (in-process `bridge.app.Bridge`, output ``both``, discovery on) 
 simulator in long-poll mode (pollWaitTime 0, the server holds the GET) and in immediate mode
 (pollWaitTime 500 ms, the server answers at once). One change at a time; end to end = the
 monotonic time from `Simulator.set_presence` to the subscriber's receipt of the presence JSON.
-The bridge's own share = data-channel response received (httpx response hook) → PUBACK of that
-presence publish (paho on_publish), both observed from outside the bridge's code. The bridge's own
-metric ``cwa2mqtt_event_to_publish_seconds`` (notice queued → publish acknowledged) is read as well.
+The bridge's own share = data-channel response received (an httpx response event hook) → the
+presence message at the subscriber: observed through public seams only, and an upper bound (the
+broker's forwarding is in it). The bridge's own metric ``cwa2mqtt_event_to_publish_seconds``
+(notice decoded → publish handed to paho) is read from its registry as well.
 
     .venv/bin/python -m bench.latency [--quick]
 """
@@ -65,11 +66,7 @@ def measure(mode: str, samples: int, broker_url: str, tmp: Path) -> dict[str, ob
                     if t >= start and top == topic and json.loads(p).get("status") == status
                 )
                 e2e.append(got - start)
-                deadline = time.monotonic() + 2
-                own = timed.own_share(topic, start)
-                while own is None and time.monotonic() < deadline:
-                    time.sleep(0.001)
-                    own = timed.own_share(topic, start)
+                own = timed.own_share(got, start)
                 if own is not None:
                     share.append(own)
                 if len(probe.messages) > 1000:
@@ -81,10 +78,11 @@ def measure(mode: str, samples: int, broker_url: str, tmp: Path) -> dict[str, ob
     return {"e2e": e2e, "share": share, "poll_wait_s": options.poll_wait_ms / 1000, "hist": (count, under5)}
 
 
-def run(quick: bool = False) -> Report:
+def run(quick: bool = False, smoke: bool = False) -> Report:
     report = Report("latency")
     with tempfile.TemporaryDirectory() as tmp, mosquitto() as url:
-        for mode, samples in (("long-poll", 60 if quick else 300), ("immediate", 15 if quick else 60)):
+        counts = (20, 5) if smoke else (60, 15) if quick else (300, 60)
+        for mode, samples in zip(("long-poll", "immediate"), counts, strict=True):
             r = measure(mode, samples, url, Path(tmp))
             e2e, share = r["e2e"], r["share"]
             assert isinstance(e2e, list)
@@ -102,12 +100,13 @@ def run(quick: bool = False) -> Report:
                 yes(max(e2e) <= bound),
             )
             report.add(
-                f"latency {mode}: bridge's own share p50 / p95 / p99 (response in → PUBACK)",
+                f"latency {mode}: bridge's own share p50 / p95 / p99 (response in → at the subscriber, "
+                f"{len(share)} of {len(e2e)} changes)",
                 f"{ms(pct(share, 50))} / {ms(pct(share, 95))} / {ms(pct(share, 99))}",
                 f"end to end p50 {ms(pct(e2e, 50))}",
                 f"{pct(share, 50) / pct(e2e, 50):.2f}",
                 "p99 ≤ 5 ms",
-                yes(p99_share <= 0.005),
+                yes(p99_share <= 0.005 and len(share) == len(e2e)),
                 f"bridge metric event_to_publish: {under5:.1%} of {count:.0f} observations ≤ 5 ms",
             )
     report.notes.append(
@@ -119,7 +118,7 @@ def run(quick: bool = False) -> Report:
 
 def main() -> None:
     args = cli(__doc__ or "")
-    report = run(args.quick)
+    report = run(args.quick, args.smoke)
     report.print()
     report.save(args.json)
 

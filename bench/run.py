@@ -28,6 +28,7 @@ NOTES = HERE / "NOTES.md"  # hand-written findings, appended to RESULTS.md verba
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="the shortest runs that still measure (tests)")
     parser.add_argument("--only", default=",".join(PIECES))
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
@@ -39,8 +40,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, LoadSampler() as load:
         for piece in pieces:
             out = Path(tmp) / f"{piece}.json"
-            cmd = [sys.executable, "-m", f"bench.{piece}", "--json", str(out)] + (
-                ["--quick"] if args.quick else []
+            cmd = (
+                [sys.executable, "-m", f"bench.{piece}", "--json", str(out)]
+                + (["--quick"] if args.quick else [])
+                + (["--smoke"] if args.smoke else [])
             )
             print(f"--- {' '.join(cmd[1:3])}", flush=True)
             t0 = time.monotonic()
@@ -53,7 +56,7 @@ def main() -> int:
                 continue
             results.append(json.loads(out.read_text()))
     total = time.monotonic() - started
-    write(Path(args.out), results, failures, timings, total, load.samples, args.quick)
+    write(Path(args.out), results, failures, timings, total, load.samples, args.quick or args.smoke)
     print(f"wrote {args.out} in {total:.0f} s")
     return 1 if failures else 0
 
@@ -80,7 +83,8 @@ def write(  # noqa: PLR0917
         "its baseline, so read the ratio first: absolute values depend on the (shared, noisy) machine below.",
         "Benchmarks are not part of the test suite. Each piece runs alone too:",
         "`.venv/bin/python -m bench.<piece>` "
-        "(`codec`, `pipeline`, `latency`, `scale`, `poller`, `profile`; `--quick` for a smoke run).",
+        "(`codec`, `pipeline`, `latency`, `scale`, `poller`, `profile`; `--quick` for shorter runs, "
+        "`--smoke` for the shortest).",
         "The simulator's own scale benchmark is separate: [SIMULATOR.md](SIMULATOR.md) "
         "([simulator_scale.py](simulator_scale.py)).",
         "",
@@ -103,7 +107,14 @@ def write(  # noqa: PLR0917
                 "| "
                 + " | ".join(
                     cell(x)
-                    for x in (figure, row["value"], row["baseline"], row["ratio"], row["target"], row["met"])
+                    for x in (
+                        figure,
+                        row["value"],
+                        row["baseline"],
+                        row["ratio"],
+                        row["target"] or "none (informational)",
+                        row["met"] or "—",
+                    )
                 )
                 + " |"
             )
@@ -117,8 +128,9 @@ def write(  # noqa: PLR0917
         "## Reproduce",
         "",
         "```",
-        "make bench                      # everything, < 10 min on 2 cores",
-        ".venv/bin/python -m bench.run --quick  # smoke run, ~2 min",
+        "make bench                      # everything, ~10 min on 2 cores",
+        ".venv/bin/python -m bench.run --quick  # shorter runs, ~2 min",
+        ".venv/bin/python -m bench.run --smoke  # shortest runs that still measure (the test suite's), ~30 s",
         ".venv/bin/python -m bench.codec  # or pipeline, latency, scale, poller, profile",
         "```",
     ]

@@ -1,12 +1,15 @@
-"""Soak run (issue 7): the real `cwa2mqtt run` process under sustained churn, faults and commands.
+"""Soak run: the real `cwa2mqtt run` process under sustained churn, faults and commands.
 
 For ``--minutes N`` the simulator changes one watched user's presence every ``--interval`` seconds
 (each change carries a unique note), injects a fault every ``--fault-every`` seconds (alternating a
-*lossless* fault -- drop, 503, malformed, hostile, oversized, slow: events stay queued and are
-re-delivered, docs/protocol.md §4.3 -- and a *disruptive* one -- expired tickets, killed sessions, a
-server restart, throttling, a burst of mutated bodies: a new session delivers current state only,
-so intermediate changes may be skipped), and sends MQTT commands (valid and invalid ``self/set``,
-``health_check``). Meanwhile it samples the process's RSS, threads and open file descriptors.
+*lossless* fault and a *disruptive* one, `bench.soak_faults`: lossless ones -- drop, 503,
+malformed, hostile, oversized, slow, and from the fault-injecting proxy between bridge and
+simulator trickle, stall, black hole and reset on the data and the command channel -- leave the
+events queued, so every change still arrives; disruptive ones -- expired tickets, killed sessions,
+a server restart, throttling, a burst of mutated bodies -- start a new session, which delivers
+current state only, so intermediate changes may be skipped), and sends MQTT commands (valid and
+invalid ``self/set``, ``health_check``). Meanwhile it samples the process's RSS, threads and open
+file descriptors.
 
 Verdicts:
 - no event lost: every change made outside a disruptive window arrives on MQTT (its unique note);
@@ -15,13 +18,15 @@ Verdicts:
 - every command answered (by transaction), invalid ones with an error, and the last commanded own
   status is what CWA holds at the end;
 - memory, threads and fds flat: the tail of the run (last 30 % of samples) against the warm-up
-  (first 30 %), with tolerances (RSS: max(8 MiB, 10 %), threads: +2, fds: +4);
+  (first 30 %), with tolerances (RSS: max(8 MiB, 10 %), threads: +2, fds: +4); the report adds
+  the least-squares RSS slope of the last 40 minutes (of the last two thirds in a shorter run);
 - latency (informational): set_presence → presence JSON at a subscriber, for changes made in quiet
   periods (not from 1 s before a fault until 3 s after it, or after a disruptive window closed)
   and overall.
 
-    .venv/bin/python -m bench.soak --minutes 3          # writes bench/SOAK.md
+    .venv/bin/python -m bench.soak --minutes 60          # writes bench/SOAK.md
     .venv/bin/python -m bench.soak --minutes 0.5 --out -  # print only
+    .venv/bin/python -m bench.soak --minutes 10 --tracemalloc /tmp/tm --out -  # what grows
 
 `tests/test_soak.py` runs `run_soak` for ~25 s with the same checks.
 """
@@ -31,25 +36,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import paho.mqtt.client as paho
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.soak_faults import COMMAND_TIMEOUT_S, HOLD_S, POLL_TIMEOUT_S, Faults, proxy_for
+from bench.soak_model import Change, Sample, SoakResult, Subscriber, latencies, sample
+from bench.soak_report import report
+from bench.traced import diff
 from bridge.simulator import SimOptions, Simulator, SimUser
 
 SELF = SimUser(uri="sip:soak-self@example.org", username="EXAMPLE\\soak", password="S0ak-pa55!", name="Soak")
@@ -57,164 +59,9 @@ WATCHED = {f"w{i}": f"sip:soak{i}@example.org" for i in range(8)}
 MARKER = ("marker", "sip:soak-marker@example.org")
 AVAILABILITIES = (3500, 6500, 9500, 12500, 15500)
 SETTABLE = ("available", "busy", "do_not_disturb", "be_right_back", "away")
+TRACE_EVERY_S = 60.0  # tracemalloc snapshots of a traced run
 QUIET_S = 3.0  # a change this long after a fault (or a disruptive window's end) is "quiet" for latency
 EXCUSE_BEFORE_S = 1.0  # a change made this shortly before a disruptive fault may still be in flight
-RSS_TOLERANCE_KB, RSS_TOLERANCE = 8 * 1024, 0.10
-THREADS_TOLERANCE, FDS_TOLERANCE = 2, 4
-
-
-@dataclass
-class Change:
-    seq: int
-    ident: str
-    uri: str
-    note: str
-    at: float
-    excusable: bool = False
-
-
-@dataclass(frozen=True)
-class Sample:
-    t: float
-    rss_kb: int
-    threads: int
-    fds: int
-
-
-@dataclass
-class SoakResult:
-    duration_s: float
-    changes: list[Change]
-    arrivals: dict[str, float]
-    faults: list[tuple[float, str]]
-    samples: list[Sample]
-    disturbed: list[tuple[float, float]]
-    commands_sent: int
-    commands_answered: int
-    bad_commands_rejected: int
-    bad_commands_sent: int
-    own_status_ok: bool
-    converged: bool
-    process_alive: bool
-    tracebacks: int
-    secret_leaks: int
-    quiet_latencies: list[float] = field(default_factory=list)
-    all_latencies: list[float] = field(default_factory=list)
-
-    @property
-    def lost(self) -> list[Change]:
-        return [c for c in self.changes if not c.excusable and c.note not in self.arrivals]
-
-    @property
-    def excused_missing(self) -> int:
-        return sum(1 for c in self.changes if c.excusable and c.note not in self.arrivals)
-
-    def flatness(self) -> dict[str, tuple[float, float, bool]]:
-        """(warm-up figure, tail figure, flat?) for rss_kb, threads and fds."""
-        n = len(self.samples)
-        k = max(3, int(n * 0.3))
-        warm, tail = self.samples[:k], self.samples[-k:]
-        rss_base = max(s.rss_kb for s in warm)
-        rss_tail = statistics.median(s.rss_kb for s in tail)
-        thr_base, thr_tail = max(s.threads for s in warm), max(s.threads for s in tail)
-        fd_base, fd_tail = max(s.fds for s in warm), max(s.fds for s in tail)
-        rss_limit = rss_base + max(RSS_TOLERANCE_KB, rss_base * RSS_TOLERANCE)
-        return {
-            "rss_kb": (rss_base, rss_tail, rss_tail <= rss_limit),
-            "threads": (thr_base, thr_tail, thr_tail <= thr_base + THREADS_TOLERANCE),
-            "fds": (fd_base, fd_tail, fd_tail <= fd_base + FDS_TOLERANCE),
-        }
-
-    def problems(self) -> list[str]:
-        found: list[str] = []
-        if not self.process_alive:
-            found.append("the bridge process died")
-        if self.lost:
-            found.append(f"{len(self.lost)} changes lost outside disruptive windows: {self.lost[:5]}")
-        if not self.converged:
-            found.append("retained state did not converge to the simulator's truth")
-        if self.commands_answered != self.commands_sent:
-            found.append(f"{self.commands_sent - self.commands_answered} commands unanswered")
-        if self.bad_commands_rejected != self.bad_commands_sent:
-            found.append("an invalid command was not rejected")
-        if not self.own_status_ok:
-            found.append("CWA does not hold the last commanded own status")
-        if self.tracebacks:
-            found.append(f"{self.tracebacks} tracebacks in the output")
-        if self.secret_leaks:
-            found.append("a password appeared in the output")
-        for name, (base, tail, flat) in self.flatness().items():
-            if not flat:
-                found.append(f"{name} not flat: warm-up {base}, tail {tail}")
-        return found
-
-
-class Subscriber:
-    """Records the first arrival time of every note on the watched users' presence topics."""
-
-    def __init__(self, broker_url: str, base: str, ids: set[str]) -> None:
-        self.base, self.ids = base, ids
-        self.arrivals: dict[str, float] = {}
-        self.latest: dict[str, dict[str, Any]] = {}
-        self.retained_cwa: bytes | None = None
-        self.responses: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        parts = urlsplit(broker_url)
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"soak-{os.getpid()}-{base}")
-        self.client.on_message = self._on_message
-        connected = threading.Event()
-        self.client.on_connect = lambda *_a: connected.set()
-        self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=30)
-        self.client.loop_start()
-        if not connected.wait(10):
-            raise RuntimeError("soak subscriber could not connect")
-        self.client.subscribe(f"{base}/#", qos=1)
-
-    def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
-        now = time.monotonic()
-        topic = msg.topic[len(self.base) + 1 :]
-        with self._lock:
-            if topic in self.ids and msg.payload:
-                data = json.loads(msg.payload)
-                self.latest[topic] = data
-                note = data.get("note")
-                if isinstance(note, str):
-                    self.arrivals.setdefault(note, now)
-            elif topic == "bridge/cwa":
-                self.retained_cwa = bytes(msg.payload)
-            elif topic.startswith("bridge/response/") and msg.payload:
-                answer = json.loads(msg.payload)
-                if isinstance(answer.get("transaction"), str):
-                    self.responses[answer["transaction"]] = answer
-
-    def seen(self, note: str) -> bool:
-        with self._lock:
-            return note in self.arrivals
-
-    def matches(self, sim: Simulator, users: dict[str, str]) -> bool:
-        with self._lock:
-            for ident, uri in users.items():
-                seen, truth = self.latest.get(ident), sim.truth(uri)
-                if seen is None or (seen["note"], seen["availability"]) != (truth.note, truth.availability):
-                    return False
-            return self.retained_cwa == b"online"
-
-    def publish(self, topic: str, payload: str) -> None:
-        self.client.publish(f"{self.base}/{topic}", payload, qos=1)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def _sample(pid: int) -> Sample | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return None
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return Sample(time.monotonic(), int(fields["VmRSS"].split()[0]), int(fields["Threads"].strip()), fds)
 
 
 def _until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
@@ -227,14 +74,19 @@ def _until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) ->
 
 
 @contextmanager
-def _bridge_process(config: dict[str, Any], workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def _bridge_process(
+    config: dict[str, Any], workdir: Path, traced: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     cfg = workdir / "soak.yaml"
     cfg.write_text(yaml.safe_dump(config))
     log_path = workdir / "soak-bridge.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CWA2MQTT_")}
+    if traced is not None:  # the wrapper lives in bench/, outside the installed package
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    runner = ["-m", "bridge"] if traced is None else ["-m", "bench.traced", str(traced), str(TRACE_EVERY_S)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "run", "-c", str(cfg)],
+            [sys.executable, *runner, "run", "-c", str(cfg)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -253,25 +105,6 @@ def _bridge_process(config: dict[str, Any], workdir: Path) -> Iterator[tuple[sub
                     proc.wait(5)
 
 
-def _faults(sim: Simulator, rng: random.Random) -> tuple[list[tuple[str, Callable[[], None]]], ...]:
-    lossless: list[tuple[str, Callable[[], None]]] = [
-        ("drop", lambda: sim.faults.drop(2, channel="data")),
-        ("http_503", lambda: sim.faults.http_503(2, channel="data")),
-        ("malformed", lambda: sim.faults.malformed(2, channel="data")),
-        ("hostile", lambda: sim.faults.hostile(2, channel="data")),
-        ("oversized", lambda: sim.faults.oversized(1, size=12_000_000, channel="data")),
-        ("slow", lambda: sim.faults.slow(1, 1.0, channel="data")),
-    ]
-    disruptive: list[tuple[str, Callable[[], None]]] = [
-        ("mutate", lambda: sim.faults.mutate(2, channel="data", seed=rng.randrange(2**31))),
-        ("kill_sessions", sim.faults.kill_sessions),
-        ("expire_tickets", sim.faults.expire_tickets),
-        ("restart", sim.faults.restart),
-        ("throttle", lambda: sim.faults.throttle(True, 1000)),
-    ]
-    return lossless, disruptive
-
-
 def run_soak(
     broker_url: str,
     duration_s: float,
@@ -283,6 +116,8 @@ def run_soak(
     seed: int = 7,
     base: str | None = None,
     workdir: Path | None = None,
+    stalls: bool = True,
+    tracemalloc_dir: Path | None = None,
 ) -> SoakResult:
     rng = random.Random(seed)
     base = base or f"soak{os.getpid()}{rng.randrange(10**6)}"
@@ -291,8 +126,12 @@ def run_soak(
     options = SimOptions(poll_wait_ms=50, session_timeout_ms=20_000, control=False)
     with Simulator(users, options) as sim, tempfile.TemporaryDirectory(prefix="cwa2mqtt-soak-") as tmp:
         work = workdir or Path(tmp)
+        proxy = proxy_for(sim) if stalls else None
+        cwa: dict[str, Any] = {"username": SELF.username, "password": SELF.password, "uri": SELF.uri}
+        cwa |= {"url": proxy.url if proxy else sim.url, "poll_timeout_s": POLL_TIMEOUT_S}
+        cwa |= {"timeout_s": COMMAND_TIMEOUT_S}
         config = {
-            "cwa": {"url": sim.url, "username": SELF.username, "password": SELF.password, "uri": SELF.uri},
+            "cwa": cwa,
             "watch": [{"uri": u, "id": i} for i, u in everyone.items()],
             "mqtt": {"url": broker_url, "base_topic": base, "client_id": f"cwa2mqtt-{base}"},
             "homeassistant": {"prefix": f"{base}-ha", "status_topic": f"{base}-ha/status"},
@@ -301,9 +140,10 @@ def run_soak(
         }
         subscriber = Subscriber(broker_url, base, set(everyone))
         try:
-            with _bridge_process(config, work) as (proc, log_path):
+            with _bridge_process(config, work, tracemalloc_dir) as (proc, log_path):
                 return _drive(
                     sim,
+                    Faults(sim, proxy, rng),  # bound to the rng before the run draws from it
                     proc,
                     log_path,
                     subscriber,
@@ -317,10 +157,13 @@ def run_soak(
                 )
         finally:
             subscriber.close()
+            if proxy is not None:
+                proxy.stop()
 
 
-def _drive(
+def _drive(  # noqa: PLR0917 - the simulator, the process and its observers
     sim: Simulator,
+    injector: Faults,
     proc: subprocess.Popen[bytes],
     log_path: Path,
     sub: Subscriber,
@@ -337,7 +180,7 @@ def _drive(
         raise RuntimeError("the bridge did not become ready")
     if not _until(lambda: sub.matches(sim, everyone), 15):
         raise RuntimeError(f"the bridge did not bridge the initial state:\n{log_path.read_text()[-3000:]}")
-    lossless, disruptive = _faults(sim, rng)
+    lossless, disruptive = injector.lossless, injector.disruptive
     changes: list[Change] = []
     faults: list[tuple[float, str]] = []
     samples: list[Sample] = []
@@ -355,9 +198,9 @@ def _drive(
         if now - start > duration_s + 60:
             break  # a window that never closes is reported as non-convergence below
         if now >= next_sample:
-            sample = _sample(proc.pid)
-            if sample is not None:
-                samples.append(sample)
+            taken = sample(proc.pid)
+            if taken is not None:
+                samples.append(taken)
             next_sample += sample_every_s
         if now >= next_change and now - start < duration_s:
             seq += 1
@@ -381,7 +224,8 @@ def _drive(
                 sub.publish("self/set", json.dumps({"status": last_status, "transaction": transaction}))
             sent.append(transaction)
             next_cmd += command_every_s
-        if now >= next_fault and window is None and now - start < duration_s:
+        injector.tick()
+        if now >= next_fault and window is None and not injector.holding and now - start < duration_s:
             n_fault += 1
             if n_fault % 2:
                 name, inject = lossless[(n_fault // 2) % len(lossless)]
@@ -390,7 +234,9 @@ def _drive(
             inject()
             faults.append((time.monotonic() - start, name))
             # A change made shortly before is still in flight: its poll may be the one that fails.
-            disturbed.append((time.monotonic() - EXCUSE_BEFORE_S, time.monotonic() + QUIET_S))
+            # A held proxy fault disturbs until it is lifted and the abandoned poll's deadline passed.
+            held = HOLD_S + POLL_TIMEOUT_S if injector.holding else 0.0
+            disturbed.append((time.monotonic() - EXCUSE_BEFORE_S, time.monotonic() + held + QUIET_S))
             if n_fault % 2 == 0:
                 at = time.monotonic()
                 for change in changes:
@@ -406,12 +252,13 @@ def _drive(
         time.sleep(0.01)
     # Drain: every change outside a window arrives, and the retained state converges.
     sim.faults.throttle(False)
+    injector.lift_all()
     _until(lambda: all(sub.seen(c.note) for c in changes if not c.excusable), 20)
     converged = _until(lambda: sub.matches(sim, everyone), 20)
     _until(lambda: all(t in sub.responses for t in sent), 20)
     own_ok = _until(lambda: not last_status or sim.truth(SELF.uri).status.value == last_status, 20)
     output = log_path.read_text(errors="replace")
-    quiet, every = _latencies(changes, sub.arrivals, disturbed)
+    quiet, every = latencies(changes, sub.arrivals, disturbed)
     return SoakResult(
         duration_s=time.monotonic() - start,
         changes=changes,
@@ -451,114 +298,29 @@ def _advance_window(window: dict[str, Any], sim: Simulator, sub: Subscriber) -> 
     return window
 
 
-def _latencies(
-    changes: list[Change], arrivals: dict[str, float], disturbed: list[tuple[float, float]]
-) -> tuple[list[float], list[float]]:
-    """Latencies of every arrived change, and of the quiet ones (made outside every disturbed span:
-    an injection plus QUIET_S, or a disruptive window until it closed plus QUIET_S)."""
-    quiet, every = [], []
-    for c in changes:
-        if c.note not in arrivals:
-            continue
-        latency = arrivals[c.note] - c.at
-        every.append(latency)
-        if not any(begin <= c.at < end for begin, end in disturbed):
-            quiet.append(latency)
-    return quiet, every
-
-
-def _slope_kb_per_min(samples: list[Sample]) -> float:
-    half = samples[len(samples) // 2 :]
-    if len(half) < 2:
-        return float("nan")
-    ts = [s.t for s in half]
-    return float(statistics.linear_regression(ts, [s.rss_kb for s in half]).slope * 60)
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
-def report(result: SoakResult, minutes: float, seed: int) -> str:
-    flat = result.flatness()
-    quiet, every = result.quiet_latencies, result.all_latencies
-    by_name: dict[str, int] = {}
-    for _, name in result.faults:
-        by_name[name] = by_name.get(name, 0) + 1
-    excusable = sum(1 for c in result.changes if c.excusable)
-    lines = [
-        "# Soak run",
-        "",
-        "`bench/soak.py`: the real `cwa2mqtt run` process against the CWA simulator (pollWaitTime 50 ms,",
-        "sessionTimeout 20 s) and a private mosquitto, with 8 watched users + a marker user. One presence",
-        "change every 0.1 s (a unique note each), a fault every 5 s alternating lossless (drop, 503,",
-        "malformed, hostile, oversized, slow on the data channel) and disruptive (a mutated-body burst,",
-        "killed sessions, expired tickets, server restart, throttling), one MQTT command per second",
-        "(valid and invalid `self/set`, `health_check`). RSS, threads and fds of the process from /proc",
-        "every second. See the module docstring for the verdict rules.",
-        "",
-        "Reproduce: `.venv/bin/python -m bench.soak --minutes 3` (needs `mosquitto`; writes this file).",
-        "The short version runs in the test suite: `tests/test_soak.py` (~25 s).",
-        "",
-        f"One run: {minutes:g} min, seed {seed}, {time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}.",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| duration | {result.duration_s:.0f} s |",
-        f"| presence changes made | {len(result.changes)} |",
-        f"| … outside disruptive windows (must all arrive) | {len(result.changes) - excusable} |",
-        f"| … lost (outside windows) | {len(result.lost)} |",
-        f"| … inside windows, skipped by the recovery (allowed) | {result.excused_missing} of {excusable} |",
-        f"| faults injected | {len(result.faults)}: "
-        + ", ".join(f"{k} x{v}" for k, v in sorted(by_name.items()))
-        + " |",
-        f"| retained state converged at the end | {'yes' if result.converged else 'no'} |",
-        f"| commands answered | {result.commands_answered} / {result.commands_sent} |",
-        f"| invalid commands rejected | {result.bad_commands_rejected} / {result.bad_commands_sent} |",
-        f"| last commanded own status held by CWA | {'yes' if result.own_status_ok else 'no'} |",
-        f"| process alive / tracebacks / password in output | "
-        f"{'yes' if result.process_alive else 'no'} / {result.tracebacks} / {result.secret_leaks} |",
-        f"| RSS warm-up max → tail median | {flat['rss_kb'][0] / 1024:.1f} MiB → "
-        f"{flat['rss_kb'][1] / 1024:.1f} MiB (flat: {'yes' if flat['rss_kb'][2] else 'no'}) |",
-        f"| threads warm-up max → tail max | {flat['threads'][0]:.0f} → {flat['threads'][1]:.0f} "
-        f"(flat: {'yes' if flat['threads'][2] else 'no'}) |",
-        f"| open fds warm-up max → tail max | {flat['fds'][0]:.0f} → {flat['fds'][1]:.0f} "
-        f"(flat: {'yes' if flat['fds'][2] else 'no'}) |",
-        f"| RSS min / max over the run | {min(s.rss_kb for s in result.samples) / 1024:.1f} / "
-        f"{max(s.rss_kb for s in result.samples) / 1024:.1f} MiB |",
-        f"| RSS trend, second half (least squares) | {_slope_kb_per_min(result.samples):+.0f} KiB/min |",
-        f"| latency, quiet changes (n={len(quiet)}), ms | p50 {_pct(quiet, 50) * 1000:.0f}, "
-        f"p95 {_pct(quiet, 95) * 1000:.0f}, p99 {_pct(quiet, 99) * 1000:.0f}, "
-        f"max {max(quiet, default=float('nan')) * 1000:.0f} |",
-        f"| latency, every arrived change (n={len(every)}), ms | p50 {_pct(every, 50) * 1000:.0f}, "
-        f"p95 {_pct(every, 95) * 1000:.0f}, p99 {_pct(every, 99) * 1000:.0f}, "
-        f"max {max(every, default=float('nan')) * 1000:.0f} |",
-        "",
-        f"Verdict: {'PASS' if not result.problems() else 'FAIL: ' + '; '.join(result.problems())}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(Path(__file__).with_name("SOAK.md")), help="'-' prints only")
     parser.add_argument("--mqtt-url", default=None, help="use this broker instead of a private mosquitto")
+    parser.add_argument("--tracemalloc", default=None, help="run the bridge traced, snapshots in this dir")
     args = parser.parse_args()
+    traced = Path(args.tracemalloc) if args.tracemalloc else None
     if args.mqtt_url:
-        result = run_soak(args.mqtt_url, args.minutes * 60, seed=args.seed)
+        result = run_soak(args.mqtt_url, args.minutes * 60, seed=args.seed, tracemalloc_dir=traced)
     else:
         from bench.common import mosquitto
 
         with mosquitto() as url:
-            result = run_soak(url, args.minutes * 60, seed=args.seed)
-    text = report(result, args.minutes, args.seed)
+            result = run_soak(url, args.minutes * 60, seed=args.seed, tracemalloc_dir=traced)
+    grew = None
+    if traced is not None:
+        snaps = sorted(traced.glob("snap-*.tm"))
+        if len(snaps) >= 2:
+            # The first snapshot is taken after one TRACE_EVERY_S: start-up is over by then.
+            grew = diff(snaps[0], snaps[-1])
+    text = report(result, args.minutes, args.seed, grew)
     print(text)
     if args.out != "-":
         Path(args.out).write_text(text)

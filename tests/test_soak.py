@@ -1,4 +1,4 @@
-"""The soak run, short (issue 7): `bench.soak.run_soak` for ~25 s against the real process.
+"""The soak run, short: `bench.soak.run_soak` for ~25 s against the real process.
 
 Same churn, faults, commands and checks as `.venv/bin/python -m bench.soak` (see its docstring and
 bench/SOAK.md): no change lost outside the disruptive windows, the retained state converges, every
@@ -24,7 +24,8 @@ def test_short_soak_loses_nothing_answers_everything_and_stays_flat(mosquitto: B
     # The run really exercised what it claims: churn, both kinds of fault, commands, samples.
     names = {name for _, name in result.faults}
     assert len(result.changes) >= 100
-    assert {"drop", "mutate", "http_503", "kill_sessions"} <= names, names
+    # A stall from the fault-injecting proxy (a poll that never answers) is survived too.
+    assert {"drop", "stall_data", "mutate", "http_503", "kill_sessions"} <= names, names
     assert len(result.changes) - sum(c.excusable for c in result.changes) >= 50
     assert result.commands_sent >= 15
     assert result.bad_commands_sent >= 3

@@ -102,11 +102,12 @@ class Service:
         self._mirror = Mirror(
             store=self._store,
             view=self._view,
-            out=RetainedPublisher(mqtt, metrics),
+            out=RetainedPublisher(mqtt, metrics, nullable=self._view.is_nullable),
             gate=self._gate,
             mqtt=mqtt,
             session=self._session,
             light_names=lights.names if lights is not None else tuple,
+            monotonic=monotonic,
         )
         self._lights = Lights(lights, light_sender, mqtt=mqtt, mirror=self._mirror, gate=self._gate)
         self.inputs = inputs if inputs is not None else Inputs(clock=monotonic)
@@ -238,6 +239,8 @@ class Service:
             case UserNotice(uri=uri, summary=summary, resync=resync):
                 self._count("user_presence")
                 entry = self._store.by_uri(uri)
+                if entry is not None and not entry.reported:
+                    self._gate.reported()  # a first report: the first picture is still arriving
                 if entry is not None and entry.id != SELF_ID:
                     changed = self._observe(entry, summary, received)
                     if resync and changed and self._metrics is not None:
@@ -252,6 +255,8 @@ class Service:
                 self._count("subscription_state")
                 entry = self._store.by_uri(uri)
                 if entry is not None:
+                    if not entry.reported:
+                        self._gate.reported()
                     self._watchability(entry, watchable, reason)
             case ContactsNotice(contacts=contacts):
                 self._count("contact_group")
@@ -315,9 +320,9 @@ class Service:
     # ------------------------------------------------------------------ MQTT side
 
     def _handle_connect(self, ha_birth: bool = False) -> None:
-        if not self._gate.read_back:
-            self._mirror.read_back(self._clock())
         self._mirror.forget()
+        if not self._gate.read_back:  # once: what the broker holds is known then, only what differs goes out
+            self._mirror.read_back(self._clock())
         lights_were_started = self._gate.open
         self._publish_all()  # may start the lights: their first commands go out then, once
         if lights_were_started:

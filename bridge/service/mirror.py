@@ -24,6 +24,8 @@ from bridge.store import Entry, PresenceStore
 
 log = logging.getLogger("bridge.service")
 
+READBACK_TIMEOUT_S = 3.0  # reading the previous run's retained state back; cut off after this
+
 
 @dataclass(slots=True)
 class Session:
@@ -50,6 +52,7 @@ class Mirror:
         mqtt: MqttPort,
         session: Session,
         light_names: Callable[[], Sequence[str]],
+        monotonic: Callable[[], float],
     ) -> None:
         self._store = store
         self._view = view
@@ -59,6 +62,7 @@ class Mirror:
         self._mqtt = mqtt
         self._session = session
         self._light_names = light_names
+        self._monotonic = monotonic
         self._pending_removals: set[str] = set()
         self.contacts_known = False
         # The discovery format HA holds our entities in (read back from the broker): a different
@@ -69,7 +73,13 @@ class Mirror:
         """Read the previous run's retained state: clear removed users, keep `last_change`."""
         t = self._view.topics
         try:
-            retained = self._mqtt.read_retained([t.bridge_devices, t.bridge_discovery, f"{t.base}/+"])
+            started = self._monotonic()
+            # Every retained topic of the bridge is one or two levels under the base; the two that
+            # decide what is removed and migrated are named as well.
+            filters = [t.bridge_devices, t.bridge_discovery, f"{t.base}/+", f"{t.base}/+/+"]
+            retained = self._mqtt.read_retained(filters, timeout_s=READBACK_TIMEOUT_S)
+            # Only a read-back that went quiet before its deadline is complete.
+            self._out.seed(retained, complete=self._monotonic() - started < READBACK_TIMEOUT_S)
         except BridgeError as exc:
             log.warning("service.readback_failed error=%s", exc)
             retained = {}

@@ -29,6 +29,8 @@ from bridge.presence import Presence
 from bridge.service.ports import DiscoveryFormat, ServiceOptions
 from bridge.store import SELF_ID, Entry, PresenceStore
 
+NULLABLE_FIELDS = ("activity", "note")  # attribute fields that may be null (status never is)
+
 
 class Retained(NamedTuple):
     """One retained message; ``kind`` names it for the publish metrics (None: not counted)."""
@@ -82,6 +84,12 @@ class Projection:
         if self.options.color_topics:
             out.append(Retained(t.color(entry.id), status_color(presence.status).encode()))
         return out
+
+    def is_nullable(self, topic: str) -> bool:
+        """An attribute topic a null field clears (an empty payload)."""
+        base = self.options.base_topic
+        head, _, field = topic.rpartition("/")
+        return field in NULLABLE_FIELDS and head.startswith(base + "/") and "/" not in head[len(base) + 1 :]
 
     def availability(self, entry: Entry, session_online: bool) -> Retained:
         online = session_online and entry.watchable
