@@ -1,4 +1,4 @@
-"""The MQTT topic contract of the README's "MQTT topics" and docs/lights.md, and its payloads, in one place.
+"""Every MQTT topic and payload of the bridge (README, "MQTT topics"; docs/lights.md), in one place.
 
 Pure: no paho, no clock, no I/O. Every topic the bridge publishes to is built here from a
 validated base topic and validated ids, so a publish topic can never contain a wildcard
@@ -25,9 +25,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from bridge import presence
-from bridge.presence import Presence, format_timestamp, parse_timestamp
+from bridge.presence import ID_PATTERN, Presence, format_timestamp, parse_timestamp
 
-ID_PATTERN = presence.ID_PATTERN
 SELF_ID = "self"
 # `<base>/bridge/...` and `<base>/lights/...` are bridge-level subtrees: a user with one of
 # these ids would share topics with them (e.g. a light named "status" and a user "lights").

@@ -47,13 +47,7 @@ from bridge.service.inputs import (
 )
 from bridge.service.lights import Lights
 from bridge.service.mirror import Mirror, Session
-from bridge.service.ports import (
-    CwaPort,
-    LightSenderPort,
-    MetricsPort,
-    MqttPort,
-    ServiceOptions,
-)
+from bridge.service.ports import CwaPort, LightSenderPort, MetricsPort, MqttPort, ServiceOptions
 from bridge.service.projection import Projection
 from bridge.service.retained import RetainedPublisher
 from bridge.service.status import Snapshot
@@ -195,8 +189,7 @@ class Service:
                 if item is not None:
                     self._handle(item)
                 self._after_job()
-            except Exception:
-                # A bug in one handler must not stop the bridge: log it with its traceback and go on.
+            except Exception:  # a bug in one handler must not stop the bridge: logged, and on
                 log.exception("service.handler_failed")
             if self._beat is not None:
                 self._beat.progress()
@@ -219,11 +212,8 @@ class Service:
                 job()
 
     def _wait_s(self) -> float:
-        wait = 1.0
-        wakeup = self._lights.next_wakeup()
-        if wakeup is not None:
-            wait = max(0.0, min(wait, (wakeup - self._clock()).total_seconds()))
-        return wait
+        wakeup = self._lights.next_wakeup()  # a schedule boundary or an override's end
+        return 1.0 if wakeup is None else max(0.0, min(1.0, (wakeup - self._clock()).total_seconds()))
 
     def _after_job(self) -> None:
         self._status.refresh_if_due(idle=self.inputs.empty())
