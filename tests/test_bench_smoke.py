@@ -19,7 +19,7 @@ import pytest
 
 from bench.run import PIECES
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]  # the run itself is bounded by TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 240  # ~30 s on 2 idle cores; generous for a loaded machine
