@@ -331,9 +331,9 @@ class Service:
     # ------------------------------------------------------------------ MQTT side
 
     def _handle_connect(self, ha_birth: bool = False) -> None:
-        self._out.forget()
         if not self._gate.read_back:
-            self._read_back()  # what the broker holds is known now: only what differs goes out
+            self._read_back()
+        self._out.forget()
         for entry in self._store:
             entry.discovered_as = None
         lights_were_started = self._gate.open
@@ -351,18 +351,21 @@ class Service:
         self._handle_connect(ha_birth=True)
 
     def _read_back(self) -> None:
-        """Read the previous run's retained state: clear removed users, keep `last_change`, and
-        publish only what differs from what the broker holds."""
+        """Read the previous run's retained state: clear removed users, keep `last_change`."""
         t = self._topics
         try:
             started = self._monotonic()
-            base = self._opt.base_topic
-            # Every retained topic of the bridge is one or two levels under the base; the two that
-            # decide what is removed and migrated are named as well.
-            filters = [t.bridge_devices, t.bridge_discovery, f"{base}/+", f"{base}/+/+"]
-            retained = self._mqtt.read_retained(filters, timeout_s=READBACK_TIMEOUT_S)
-            # Only a read-back that went quiet before its deadline is complete.
-            self._out.seed(retained, complete=self._monotonic() - started < READBACK_TIMEOUT_S)
+            retained = self._mqtt.read_retained(
+                [
+                    t.bridge_devices,
+                    t.bridge_discovery,
+                    f"{self._opt.base_topic}/+",
+                    *self._view.nullable_filters(),
+                ],
+                timeout_s=READBACK_TIMEOUT_S,
+            )
+            if self._monotonic() - started < READBACK_TIMEOUT_S:  # it went quiet: nothing cut off
+                self._out.held(retained)  # which nullable topics hold something: the others need no clear
         except BridgeError as exc:
             log.warning("service.readback_failed error=%s", exc)
             retained = {}
