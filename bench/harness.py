@@ -37,6 +37,7 @@ def config(sim: Simulator, broker_url: str, base: str, watched: int, **overrides
         "watch": [{"uri": uri(i), "id": ident(i)} for i in range(2, watched + 2)],
         "mqtt": {"url": broker_url, "base_topic": base, "client_id": f"cwa2mqtt-{base}", "output": "both"},
         "homeassistant": {"prefix": f"{base}-ha", "status_topic": f"{base}-ha/status"},
+        "http": {"listen": "127.0.0.1:0"},  # a free port: never clash with a bridge already running here
         "log": {"level": "warning"},
     }
     cfg.update(overrides)
