@@ -8,7 +8,7 @@ the lights' retained state through the mirror. Nothing is sent before the start 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from bridge.lights.controller import LightController, Outgoing
@@ -41,9 +41,11 @@ class Lights:
     def next_wakeup(self) -> datetime | None:
         return self.controller.next_wakeup() if self.controller is not None else None
 
-    def presence(self, presences: Mapping[str, Presence | None]) -> None:
+    def presence(self, presences: Callable[[], Mapping[str, Presence | None]]) -> None:
+        """A presence changed; ``presences`` is called only when there are lights to decide:
+        building it costs O(users), too much for every notice of a large start."""
         if self.controller is not None and self._gate.open:
-            self.send(self.controller.on_presence(presences))
+            self.send(self.controller.on_presence(presences()))
 
     def tick(self) -> None:
         if self.controller is not None and self._gate.open:

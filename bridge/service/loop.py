@@ -281,7 +281,7 @@ class Service:
             self._mirror.publish_entry(entry)
             if self._metrics is not None:
                 self._metrics.observe_event_to_publish(self._monotonic() - received)
-            self._lights.presence(self._store.presences())
+            self._lights.presence(self._store.presences)
         return changed
 
     def _session_changed(self, state: str, error: str | None) -> None:
@@ -325,7 +325,7 @@ class Service:
 
     def _publish_all(self) -> None:
         self._mirror.publish_all()
-        self._lights.presence(self._store.presences())
+        self._lights.presence(self._store.presences)
 
     # ------------------------------------------------------------------ lights
 
