@@ -173,13 +173,9 @@ def redact_url(url: str) -> str:
     """``url`` with its user info and query values replaced by ``***`` (for config output)."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
+        netloc = _host_port(parts.hostname or "", parts.port)
     except ValueError:
         return "***"
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc += f":{port}"
     if parts.username is not None or parts.password is not None:
         netloc = f"***@{netloc}"
     query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
@@ -190,9 +186,12 @@ def url_origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``: all a log line may show (paths can hold webhook tokens)."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = parts.port
+        return f"{parts.scheme}://{_host_port(parts.hostname or '?', parts.port)}"
     except ValueError:
         return "?"
+
+
+def _host_port(host: str, port: int | None) -> str:
+    """``host[:port]``, an IPv6 address in brackets; never user info."""
     host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")
+    return host if port is None else f"{host}:{port}"
