@@ -594,7 +594,7 @@ def test_stop_terminates_the_session_and_the_thread(make_client: Callable[..., H
     wait_until(lambda: len(h.polls()) >= 2)
     began = time.monotonic()
     h.client.stop()
-    assert time.monotonic() - began < 1.5
+    assert time.monotonic() - began < 3.0  # stop(timeout=1.0) plus scheduling slack on a loaded machine
     (terminate,) = h.fake.methods(TerminateSession)
     assert terminate.rid
     assert h.client.state == "stopped"

@@ -229,7 +229,7 @@ def test_stop_ends_the_session_quickly_even_during_a_long_poll(
     began = time.monotonic()
     with caplog.at_level(logging.INFO, logger="bridge.cwa.client"):
         client.stop()
-    assert time.monotonic() - began < 1.5
+    assert time.monotonic() - began < 3.0  # the held GET would last 20 s; stop(timeout=1.0) plus slack
     assert "cwa.client.stop_timeout" not in caplog.text
     assert client.state == "stopped"
     assert view.of(SessionNotice)[-1] == SessionNotice("stopped")
