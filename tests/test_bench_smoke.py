@@ -57,7 +57,7 @@ def test_every_bench_module_runs_and_measures_every_figure(tmp_path: Path) -> No
     figures = " ".join(r[0] for r in rows)
     for piece in PIECES:
         assert piece in figures or piece == "profile", f"bench.{piece} reported nothing"
-    assert "service: cost of one presence notice" in figures  # bench.profile's row
+    assert "service: cost of one presence change" in figures  # bench.profile's row
     # Both discovery formats are measured, the start and the batch each against bare paho.
     for fmt in ("component", "device"):
         assert f"{fmt} discovery: sync" in figures
