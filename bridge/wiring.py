@@ -120,6 +120,9 @@ def build(settings: Settings, knobs: Knobs = Knobs()) -> Parts:
         on_metric=_cwa_metrics(metrics),
         liveness=liveness,
     )
+    # Known before the session starts, the watch list is subscribed from its start, and the first
+    # data-channel answer carries the first users' presence (the service sets the same list again).
+    client.set_watched([w.uri for w in settings.watch])
     publisher = MqttPublisher(
         MqttSettings.from_url(
             mqtt.url,

@@ -52,12 +52,23 @@ def test_each_data_channel_answer_carries_at_most_one_slice_and_everyone_gets_pr
     assert subscribed == uris  # in watch-list order
 
 
+def test_the_first_answer_of_a_session_carries_the_first_slice(make_client: Callable[..., Harness]) -> None:
+    h = make_client(start=False, subscribe_per_poll=PER_POLL)
+    uris = [f"sip:user{i}@x" for i in range(250)]
+    h.client.set_watched(uris)
+    h.client.start()
+    wait_until(lambda: presence_seen(h) >= set(uris))
+    # The session's first GET waited for the first slice to go out: its answer brought those users'
+    # presence, instead of coming back without it and costing them a whole pollWaitTime.
+    assert subscribed_between_answers(h)[0] == PER_POLL
+
+
 def test_small_watch_lists_are_subscribed_at_once(make_client: Callable[..., Harness]) -> None:
     h = make_client(start=False)
     uris = [f"sip:user{i}@x" for i in range(250)]
     h.client.set_watched(uris)
     h.client.start()
-    # The default slice (1,000) holds them all: subscribed at once, without waiting for an answer.
+    # The default slice (2,500) holds them all: subscribed at once, without waiting for an answer.
     wait_until(lambda: len(h.fake.methods(SubscribePresence)) == 3)
     assert [len(m.uris) for m in h.fake.methods(SubscribePresence)] == [100, 100, 50]
     wait_until(lambda: presence_seen(h) >= set(uris))

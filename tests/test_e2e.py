@@ -45,6 +45,23 @@ def test_watched_users_are_bridged_and_follow_changes(
     assert mqtt_probe.wait_for(f"{base_topic}/bob/status", lambda p: p == b"available") == b"available"
 
 
+def test_the_sessions_first_answer_brings_the_watched_users_presence(
+    make_simulator: Callable[..., Simulator],
+    mosquitto: Broker,
+    mqtt_probe: MqttProbe,
+    base_topic: str,
+    make_bridge: Callable[..., Bridge],
+) -> None:
+    # CWA asks for 30 s between polls: presence that missed the first answer would wait for the next.
+    sim = make_simulator(users=list(USERS), poll_wait_ms=30_000, long_poll=False)
+    mqtt_probe.subscribe(f"{base_topic}/#")
+    make_bridge(sim, mosquitto.url, base_topic, wait_ready=False)
+    mqtt_probe.wait_for(f"{base_topic}/bob", lambda p: matches_truth(p, sim, BOB.uri), timeout=20)
+    mqtt_probe.wait_for(f"{base_topic}/carol", lambda p: matches_truth(p, sim, CAROL.uri), timeout=20)
+    polls = sum(n for k, n in sim.stats()["requests"].items() if "data" in str(k).lower())
+    assert polls == 1
+
+
 def test_own_status_command_reaches_cwa_and_watchers(
     sim: Simulator,
     mosquitto: Broker,

@@ -73,6 +73,15 @@ class DataChannel:
         self._wake()
         return True
 
+    def _await_first_slice(self, bound_s: float, progress: Callable[[float], None]) -> None:
+        """The session's first GET waits (at most ``bound_s``, one pollWaitTime) until the command
+        worker has sent the first subscription slice: its answer then carries that slice's presence
+        with the session's first events. Sent at once, it came back without them, and the first
+        users' presence waited a whole pollWaitTime more (a 10,000-user start: ~1 s). A slow
+        command channel costs the first GET what the next one would have waited anyway."""
+        progress(bound_s)
+        self._core.wait_for(lambda core: self._stop.is_set() or not core.watch.first_slice_pending(), bound_s)
+
     def poll(self, action: Poll, epoch: int, progress: Callable[[float], None]) -> None:
         """One data-channel GET, paced by pollWaitTime after the previous response (``progress``
         announces how long the next step may take)."""
@@ -82,6 +91,8 @@ class DataChannel:
                 progress(remaining)
                 if self._sleep(remaining, self._stop):
                     return
+        else:
+            self._await_first_slice(action.wait_ms / 1000, progress)
         with self._core as core:
             current, settled = core.poll_begin(epoch)
         if not current:

@@ -12,8 +12,9 @@ from bridge.cwa import codec
 
 # URIs subscribed per data-channel answer: the presence of every new subscription comes back in the
 # next answer (§3.6, §4.5), so subscribing 10,000 at once made one ~9.5 MB body whose parse set the
-# memory high-water mark (bench/RESULTS.md). One slice per poll keeps each answer ~1 MB.
-SUBSCRIBE_PER_POLL = 1000
+# memory high-water mark (bench/RESULTS.md). A slice per poll keeps each answer ~2.5 MB; at 1,000 a
+# 10,000-user start waited ten pollWaitTimes (12.5 s against 6.4 s, 114 against 128 MB at its peak).
+SUBSCRIBE_PER_POLL = 2500
 
 
 @dataclass(frozen=True)

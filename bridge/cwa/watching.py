@@ -127,6 +127,12 @@ class WatchState:
         self._subscribed.update(todo)
         return todo
 
+    def first_slice_pending(self) -> bool:
+        """Whether the session's first paced slice is still to be sent (queued, or on its way)."""
+        if self._slices_begun == 0:
+            return bool(self.backlog) and self._budget > 0
+        return self._slices_sent == 0
+
     def slice_sent(self, slices: int) -> None:
         self._slices_sent += slices
 
