@@ -74,10 +74,12 @@ class Mirror:
         t = self._view.topics
         try:
             started = self._monotonic()
-            filters = [t.bridge_devices, t.bridge_discovery, f"{t.base}/+", *self._view.nullable_filters()]
+            # Every retained topic of the bridge is one or two levels under the base; the two that
+            # decide what is removed and migrated are named as well.
+            filters = [t.bridge_devices, t.bridge_discovery, f"{t.base}/+", f"{t.base}/+/+"]
             retained = self._mqtt.read_retained(filters, timeout_s=READBACK_TIMEOUT_S)
-            if self._monotonic() - started < READBACK_TIMEOUT_S:  # it went quiet: nothing cut off
-                self._out.held(retained)  # which nullable topics hold something: the others need no clear
+            # Only a read-back that went quiet before its deadline is complete.
+            self._out.seed(retained, complete=self._monotonic() - started < READBACK_TIMEOUT_S)
         except BridgeError as exc:
             log.warning("service.readback_failed error=%s", exc)
             retained = {}
