@@ -87,6 +87,9 @@ class PresenceStore:
     def __contains__(self, ident: object) -> bool:
         return ident in self._entries
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def __getitem__(self, ident: str) -> Entry:
         return self._entries[ident]
 

@@ -19,6 +19,7 @@ from bridge.mqtt.publisher import MqttPublisher
 from bridge.mqtt.settings import MqttSettings
 from tests.support.convergence import eventually
 from tests.support.mqtt import Broker, MqttProbe, mosquitto_binary
+from tests.support.outputs import wait_until
 from tests.support.tls import TestCa
 
 pytestmark = pytest.mark.integration
@@ -190,6 +191,32 @@ def test_wildcard_topics_are_refused(
     publisher, _ = make_publisher(shared_mosquitto)
     with pytest.raises(MqttError, match="cannot contain"):
         publisher.publish(f"{base_topic}/+", b"x")
+
+
+def test_a_read_back_cut_short_by_a_lost_connection_is_an_error_not_an_answer(
+    make_publisher: MakePublisher, mosquitto: Broker, base_topic: str
+) -> None:
+    """What arrived before the connection went is not "everything the broker holds": the start
+    would take the missing topics for empty ones and leave their stale payloads retained."""
+    publisher, _ = make_publisher(mosquitto)
+    assert publisher.publish_and_wait(f"{base_topic}/bob", b"held")
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(publisher.read_retained([f"{base_topic}/+"], quiet_s=2.0, timeout_s=10.0))
+        except MqttError as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    # The retained message is in; the read is waiting for a quiet spell when the broker goes.
+    wait_until(lambda: any(c.count for c in publisher._inbox._collectors))
+    mosquitto.kill()
+    reader.join(15)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], MqttError)
+    assert "lost while reading" in str(outcome[0])
 
 
 def test_read_retained_needs_a_connection(make_publisher: MakePublisher, mosquitto: Broker) -> None:

@@ -86,6 +86,38 @@ def test_a_start_clears_what_the_previous_run_left_on_a_topic_now_null(
     assert _clears(mqtt_probe, base_topic) == [f"{base_topic}/bob/note"]
 
 
+@pytest.mark.integration
+def test_a_restart_republishes_nothing_the_broker_already_holds(
+    make_simulator: Callable[..., Simulator],
+    mosquitto: Broker,
+    mqtt_probe: MqttProbe,
+    make_bridge: Callable[..., Bridge],
+    base_topic: str,
+) -> None:
+    """A restart (a deploy, a reboot) used to republish every retained topic byte for byte."""
+    sim = make_simulator(list(USERS))
+    first = make_bridge(sim, mosquitto.url, base_topic)
+    mqtt_probe.subscribe(f"{base_topic}/#")
+    mqtt_probe.wait_for(f"{base_topic}/bob/activity", lambda p: p == b"in_a_meeting")
+    mqtt_probe.wait_for(f"{base_topic}/carol", lambda p: b"Lab day" in p)
+    _published_all(mqtt_probe, base_topic)
+    first.stop()
+    mqtt_probe.wait_for(f"{base_topic}/bridge/state", lambda p: p == b"offline")
+    held = {r.topic: r.payload for r in mqtt_probe.records()}
+    mqtt_probe.clear()
+
+    make_bridge(sim, mosquitto.url, base_topic)
+    # One connection delivers in order: once this change is in, so is everything the start sent.
+    sim.set_presence(CAROL.uri, note="Back on Monday")
+    mqtt_probe.wait_for(f"{base_topic}/carol/note", lambda p: p == b"Back on Monday")
+    repeated = [r.topic for r in mqtt_probe.records() if held.get(r.topic) == r.payload]
+    assert repeated == []
+    # What did change went out, and the broker holds the same state as before otherwise.
+    assert mqtt_probe.messages(f"{base_topic}/bridge/cwa") == [b"online"]
+    assert mqtt_probe.retained(f"{base_topic}/bob") == held[f"{base_topic}/bob"]
+    assert mqtt_probe.retained(f"{base_topic}/bob/availability") == b"online"
+
+
 def test_the_start_gate_waits_while_first_reports_still_arrive_and_no_longer() -> None:
     """At 10,000 users the first picture takes longer than the grace: a gate opened by the clock
     alone published ~6,000 devices under their URI, then again under their name."""

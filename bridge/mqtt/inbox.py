@@ -56,12 +56,10 @@ class Inbox:
     # ------------------------------------------------------------------ messages
     def deliver(self, topic: str, payload: bytes, retained: bool) -> None:
         if retained:
-            with self._cond:
+            with self._cond:  # no notify: `collect` looks at its count once per quiet interval
                 hits = [c for c in self._collectors if c.matches(topic)]
                 for c in hits:
                     c.add(topic, payload)
-                if hits:
-                    self._cond.notify_all()
             if not hits:
                 log.debug("mqtt.retained_ignored topic=%s", topic)
             return

@@ -310,9 +310,9 @@ class Service:
     # ------------------------------------------------------------------ MQTT side
 
     def _handle_connect(self, ha_birth: bool = False) -> None:
-        if not self._gate.read_back:  # once, before anything is published
-            self._mirror.read_back(self._clock())
         self._mirror.forget()
+        if not self._gate.read_back:  # once: what the broker holds is known then, only what differs goes out
+            self._mirror.read_back(self._clock())
         lights_were_started = self._gate.open
         self._publish_all()  # may start the lights: their first commands go out then, once
         if lights_were_started:

@@ -24,7 +24,9 @@ from bridge.store import Entry, PresenceStore
 
 log = logging.getLogger("bridge.service")
 
-READBACK_TIMEOUT_S = 3.0  # reading the previous run's retained state back; cut off after this
+# Reading the previous run's retained state back ends once it went quiet, or is cut off after
+# this plus a millisecond per bridged user (~4 retained topics each: 10,000 users take ~1.5 s idle).
+READBACK_TIMEOUT_S = 3.0
 
 
 @dataclass(slots=True)
@@ -74,10 +76,13 @@ class Mirror:
         t = self._view.topics
         try:
             started = self._monotonic()
-            filters = [t.bridge_devices, t.bridge_discovery, f"{t.base}/+", *self._view.nullable_filters()]
-            retained = self._mqtt.read_retained(filters, timeout_s=READBACK_TIMEOUT_S)
-            if self._monotonic() - started < READBACK_TIMEOUT_S:  # it went quiet: nothing cut off
-                self._out.held(retained)  # which nullable topics hold something: the others need no clear
+            # Every retained topic of the bridge is one or two levels under the base; the two that
+            # decide what is removed and migrated are named as well.
+            filters = [t.bridge_devices, t.bridge_discovery, f"{t.base}/+", f"{t.base}/+/+"]
+            timeout_s = READBACK_TIMEOUT_S + len(self._store) / 1000
+            retained = self._mqtt.read_retained(filters, timeout_s=timeout_s)
+            # Only a read-back that went quiet before its deadline is complete.
+            self._out.seed(retained, complete=self._monotonic() < started + timeout_s)
         except BridgeError as exc:
             log.warning("service.readback_failed error=%s", exc)
             retained = {}

@@ -85,12 +85,6 @@ class Projection:
             out.append(Retained(t.color(entry.id), status_color(presence.status).encode()))
         return out
 
-    def nullable_filters(self) -> list[str]:
-        """The attribute topics a null field clears (an empty payload): read back at start, so the
-        bridge knows which of them the broker holds."""
-        base = self.options.base_topic
-        return [f"{base}/+/{field}" for field in NULLABLE_FIELDS]
-
     def is_nullable(self, topic: str) -> bool:
         """An attribute topic a null field clears (an empty payload)."""
         base = self.options.base_topic

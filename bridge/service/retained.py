@@ -1,20 +1,22 @@
 """Publish-on-change for retained topics: the one memory of what the broker holds from us.
 
-`retain()` publishes a payload only when it differs from what was last sent to that topic;
-`forget()` drops the memory so the next round republishes everything (after a broker reconnect
-or a Home Assistant birth message: the broker or HA may have lost it); `clear()` empties topics.
-Only the service's loop thread calls it.
+`retain()` publishes a payload only when it differs from what was last sent to that topic, or,
+at start, from what the broker already held (`seed`: a restart republished everything, ~99 % of
+its messages byte-identical to the broker's); `forget()` drops the memory so the next round
+republishes everything (after a broker reconnect or a Home Assistant birth message: the broker or
+HA may have lost it); `clear()` empties topics. Only the service's loop thread calls it.
 
 An empty payload on a ``nullable`` topic (an attribute topic of a null field) is published only
-when the broker may hold something there: the previous run left it (`held`, from the read-back)
-or this run published a payload there; without a read-back every clear goes out. Otherwise it
-clears a topic that never existed: ~20,000 such messages at a 10,000-user start (bench/NOTES.md).
+when the broker may hold something there: the previous run left it (`seed`, from the read-back)
+or this run published a payload there; without a complete read-back every clear goes out.
+Otherwise it clears a topic that never existed: ~20,000 such messages at a 10,000-user start
+(bench/NOTES.md).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from bridge.service.ports import MetricsPort, MqttPort
 
@@ -58,10 +60,15 @@ class RetainedPublisher:
             self._sent.pop(topic, None)
             self._mqtt.publish(topic, b"", retain=True)
 
-    def held(self, topics: Iterable[str]) -> None:
-        """Topics the broker held a payload on when the service read its retained state back."""
-        self._may_hold.update(t for t in topics if self._nullable(t))
-        self._know_held = True
+    def seed(self, held: Mapping[str, bytes], complete: bool) -> None:
+        """What the broker holds (the service's read-back at start): a payload it already holds is
+        not published again. With ``complete`` (the read-back was not cut off by its deadline),
+        a nullable topic missing from ``held`` holds nothing, so it needs no clear either."""
+        for topic, payload in held.items():
+            self._sent[topic] = _digest(payload)
+            if self._nullable(topic):
+                self._may_hold.add(topic)
+        self._know_held = self._know_held or complete
 
     def forget(self) -> None:
         self._sent.clear()
