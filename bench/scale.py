@@ -40,9 +40,9 @@ FORMATS = ("component", "device")
 FLOOR_ROUNDS = 3
 QUIET_S = 3.0  # the start's burst has ended once nothing arrived for this long
 BATCH_TRIES = 5
-# pollWaitTime of the start and the batch. The client subscribes 1,000 users per data-channel
-# answer, so a 10,000-user start waits ~10 polls; 100 ms made the simulator (in this process, 10
-# answers a second) compete with the subscriber for the GIL and stretched a start to 40-170 s.
+# pollWaitTime of the start and the batch. The client subscribes 2,500 users per data-channel
+# answer, so a 10,000-user start waits ~4 polls. (100 ms was tried when the bench's own waits were
+# O(n) per message: it stretched a start to 40-170 s; see bench/NOTES.md.)
 POLL_WAIT_MS = 1000
 IDLE_POLL_WAIT_MS = 1000  # the CPU windows (see `idle_polls`)
 
@@ -326,8 +326,8 @@ def run(quick: bool = False, window: float = 20.0, only: int = 0, smoke: bool = 
         "scale: the bridge runs as its own process (`python -m bridge run`, output both, discovery "
         "on, log level warning); simulator and subscriber (on `#`) run in the bench process, one "
         "private mosquitto per discovery format; pollWaitTime 1000 ms, so an idle bridge still makes "
-        "one data-channel request per second, and a 10,000-user start (the client subscribes 1,000 "
-        "users per data-channel answer) waits ~10 polls. Sync ratio = bare paho's time for the "
+        "one data-channel request per second, and a 10,000-user start (the client subscribes 2,500 "
+        "users per data-channel answer) waits ~4 polls. Sync ratio = bare paho's time for the "
         f"start's exact message list (best of {FLOOR_ROUNDS}, pipelined, bench/floor.py) / the "
         "bridge's sync time, which includes the process start, the CWA sign-in and the read-back "
         "of retained state; both are timed to the last message at the same subscriber (the "

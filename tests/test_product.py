@@ -335,6 +335,7 @@ def test_cwa_unreachable_at_start_logs_one_warning_per_attempt_naming_host_and_w
     unreachable = [line for line in warnings if "cwa.unreachable" in line]
     assert len(unreachable) >= 2
     assert all(re.search(r"attempt=\d+ retry_in_s=[0-9.]+ reason=\S", line) for line in unreachable)
+    assert all("Connection refused" in line for line in unreachable)  # why, not only which exception
     assert [line for line in warnings if "cwa." in line] == unreachable  # one line per attempt, no echo
 
 

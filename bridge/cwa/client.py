@@ -182,7 +182,7 @@ class CwaClient:
                 self._transport.terminate_session(sid, rid, max(0.05, min(0.5, timeout / 2)))
                 log.info("cwa.session.terminated sid=%s", sid)
             except (CwaError, CwaProtocolError) as exc:
-                log.info("cwa.session.terminate_failed error=%s", type(exc).__name__)
+                log.info('cwa.session.terminate_failed error="%s"', describe(exc))
         with self._core as core:
             core.stop()
         if not self._worker.join(deadline - time.monotonic()):
@@ -312,7 +312,7 @@ class CwaClient:
             never_online = core.session.sessions == 0 and not isinstance(exc, AuthRejected)
         self._unreachable = describe(exc) if never_online else None  # logged at its back-off
         level = logging.DEBUG if never_online else logging.WARNING
-        log.log(level, "cwa.%s.failed kind=%s error=%s", channel, kind, describe(exc))
+        log.log(level, 'cwa.%s.failed kind=%s error="%s"', channel, kind, describe(exc))
         with self._core as core:
             try:
                 core.failed(kind, epoch)

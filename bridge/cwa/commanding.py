@@ -35,7 +35,7 @@ from bridge.cwa.protocol import CwaProtocol
 from bridge.cwa.publishing import OwnPublisher, PublishJob
 from bridge.cwa.reporting import Reporter
 from bridge.cwa.settings import CwaClientSettings
-from bridge.cwa.transport import CwaTransport, command_failed, error_kind
+from bridge.cwa.transport import CwaTransport, command_failed, describe, error_kind
 from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable, SessionGone, TicketExpired
 from bridge.liveness import Beat
 from bridge.presence import Status
@@ -253,7 +253,7 @@ class CommandWorker:
         try:
             reply = self._command([QueryPresence(rid=rid, uris=uris)]).for_rid(rid)
         except (CwaError, CwaProtocolError) as exc:
-            log.info("cwa.resync.failed uris=%d error=%s", len(uris), type(exc).__name__)
+            log.info('cwa.resync.failed uris=%d error="%s"', len(uris), describe(exc))
             return
         if isinstance(reply, Refused):
             log.info("cwa.resync.refused uris=%d error=%s", len(uris), reply.error.describe())

@@ -21,7 +21,7 @@ from bridge.cwa.notices import CommandNotice, CommandOutcome
 from bridge.cwa.ownstate import Commanded, Waiter, categories
 from bridge.cwa.protocol import CwaProtocol
 from bridge.cwa.settings import CwaClientSettings
-from bridge.cwa.transport import command_failed
+from bridge.cwa.transport import command_failed, describe
 from bridge.errors import CwaError, CwaProtocolError, CwaUnavailable
 from bridge.presence import Status
 
@@ -160,7 +160,7 @@ class OwnPublisher:
             now = self._clock()
             with self._core as core:
                 core.republish_failed(rid, pending, now)
-            log.warning("cwa.publish.retry error=%s", type(exc).__name__)
+            log.warning('cwa.publish.retry error="%s"', describe(exc))
             return
         reply = batch.for_rid(rid)
         refused = reply.error if isinstance(reply, Refused) else None

@@ -17,6 +17,8 @@ Section numbers (§) refer to docs/protocol.md.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -264,23 +266,50 @@ def require_xml(answer: Answer, channel: str) -> None:
         raise TicketExpired(f"{channel}: non-XML body")
 
 
+# Why a transport error happened, by httpx's type, when the cause carries no errno.
+_TRANSPORT_WHY: tuple[tuple[type[httpx.HTTPError], str], ...] = (
+    (httpx.RemoteProtocolError, "the server closed the connection without a complete answer"),
+    (httpx.ConnectError, "could not connect"),
+    (httpx.ReadError, "the connection broke while reading the answer"),
+    (httpx.WriteError, "the connection broke while sending the request"),
+    (httpx.ProxyError, "the HTTP proxy refused or failed"),
+)
+
+
 def transport_reason(exc: httpx.HTTPError) -> str:
-    """The exception type, plus why TLS failed: "wrong CA" must be visible without a traceback.
+    """The exception type and why: "wrong CA" or "connection reset" must be visible without a
+    traceback.
 
     OpenSSL's verify message ("unable to get local issuer certificate", "certificate has expired",
-    "IP address mismatch"…) names no secret; other messages are left out as they may echo a URL.
+    "IP address mismatch"…) and the system's text for an errno ("Connection refused",
+    "Connection reset by peer", "Name or service not known") name no secret; the exceptions' own
+    messages are left out as they may echo a URL.
     """
+    name = type(exc).__name__
     seen: BaseException | None = exc
     for _ in range(8):  # httpx.ConnectError <- httpcore.ConnectError <- ssl.SSLCertVerificationError
         if seen is None:
             break
         if isinstance(seen, ssl.SSLCertVerificationError):
             why = seen.verify_message or seen.reason or "verification failed"
-            return f"{type(exc).__name__}: TLS certificate of the CWA server not trusted ({why})"
+            return f"{name}: TLS certificate of the CWA server not trusted ({why})"
         if isinstance(seen, ssl.SSLError):
-            return f"{type(exc).__name__}: TLS handshake failed ({seen.reason or 'unknown reason'})"
+            return f"{name}: TLS handshake failed ({seen.reason or 'unknown reason'})"
+        if isinstance(seen, socket.gaierror) and seen.errno is not None:
+            return f"{name}: host name not resolved ({_strerror(seen)})"
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return f"{name}: {_strerror(seen)}"
         seen = seen.__cause__ or seen.__context__
-    return type(exc).__name__
+    for kind, why in _TRANSPORT_WHY:
+        if isinstance(exc, kind):
+            return f"{name}: {why}"
+    return name
+
+
+def _strerror(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or f"error {exc.errno}"
+    return os.strerror(exc.errno) if exc.errno is not None else "unknown error"
 
 
 def command_failed(error: ErrorInfo) -> CommandFailed:
