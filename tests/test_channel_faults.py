@@ -157,6 +157,33 @@ def test_a_command_channel_fault_answers_commands_by_the_deadline_and_applies_th
     _stop_cleanly(process)
 
 
+def test_changes_made_while_every_data_channel_attempt_is_reset_are_published_one_by_one(
+    setup: tuple[Simulator, FaultProxy, BridgeProcess], mqtt_probe: MqttProbe, base_topic: str
+) -> None:
+    """Resets on the data channel leave the session alive at the server: the bridge keeps it, and
+    the next answer at the same AckId brings every change queued meanwhile, in order. Three failed
+    polls in a row make `bridge/cwa` offline for a moment; they do not start a new session, which
+    would deliver current state only and skip the changes in between."""
+    sim, proxy, process = setup
+    mqtt_probe.subscribe(f"{base_topic}/bob")
+    before = _failures(process, "data")
+    proxy.set_fault("data", RESET)
+    steps = [f"Reset step {i}" for i in range(3)]
+    for k, note in enumerate(steps, start=1):
+        sim.set_presence(BOB.uri, note=note)
+        wait_until(
+            lambda k=k: _failures(process, "data") >= before + k, 4 * DEADLINE_S + SLACK_S, "a failed poll"
+        )
+    assert "cwa.session.lost state=reconnecting" in process.output()  # three in a row: offline
+    proxy.set_fault("data", PASS)
+    bound = DEADLINE_S + backoff_bound_s(len(steps) + 1) + POLL_WAIT_MS / 1000 + SLACK_S
+    mqtt_probe.wait_for(f"{base_topic}/bob", lambda p: steps[-1].encode() in p, timeout=bound)
+    notes = [json.loads(p).get("note") for p in mqtt_probe.messages(f"{base_topic}/bob")]
+    assert [n for n in notes if n in steps] == steps
+    assert process.output().count("cwa.session.started") == 1  # the same session throughout
+    _stop_cleanly(process)
+
+
 def test_the_last_completed_poll_stops_advancing_while_the_data_channel_is_stalled(
     make_simulator: Callable[..., Simulator], fault_proxy: Callable[[Simulator], FaultProxy]
 ) -> None:
