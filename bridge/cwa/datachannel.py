@@ -80,7 +80,7 @@ class DataChannel:
         users' presence waited a whole pollWaitTime more (a 10,000-user start: ~1 s). A slow
         command channel costs the first GET what the next one would have waited anyway."""
         progress(bound_s)
-        self._core.wait_for(lambda core: self._stop.is_set() or not core.watch.first_slice_pending(), bound_s)
+        self._core.wait_for(lambda core: self._stop.is_set() or not core.first_slice_pending(), bound_s)
 
     def poll(self, action: Poll, epoch: int, progress: Callable[[float], None]) -> None:
         """One data-channel GET, paced by pollWaitTime after the previous response (``progress``

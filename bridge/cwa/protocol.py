@@ -152,6 +152,11 @@ class CwaProtocol:
         self.watch.enqueue(self.watch.targets())
         return self.session.sessions > 1
 
+    def first_slice_pending(self) -> bool:
+        """Whether the session's first subscription slice is still to be sent (the first GET waits
+        for it, so that its answer carries that slice's presence)."""
+        return self.watch.first_slice_pending()
+
     def poll_begin(self, epoch: int) -> tuple[bool, int | None]:
         """Before a data-channel GET: whether it is still current, and which subscription slices
         its answer is sure to complete (`WatchState.settled`)."""
