@@ -307,9 +307,8 @@ def transport_reason(exc: httpx.HTTPError) -> str:
 
 
 def _strerror(exc: OSError) -> str:
-    if isinstance(exc, socket.gaierror):
-        return exc.strerror or f"error {exc.errno}"
-    return os.strerror(exc.errno) if exc.errno is not None else "unknown error"
+    """The system's text for the error (a resolver error carries its own; os.strerror knows errnos)."""
+    return exc.strerror or os.strerror(exc.errno or 0)
 
 
 def command_failed(error: ErrorInfo) -> CommandFailed:
