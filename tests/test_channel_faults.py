@@ -174,7 +174,7 @@ def test_changes_made_while_every_data_channel_attempt_is_reset_are_published_on
         wait_until(
             lambda k=k: _failures(process, "data") >= before + k, 4 * DEADLINE_S + SLACK_S, "a failed poll"
         )
-    assert "cwa.session.lost state=reconnecting" in process.output()  # three in a row: offline
+    process.wait_output("cwa.session.lost state=reconnecting", timeout=SLACK_S)  # three in a row: offline
     proxy.set_fault("data", PASS)
     bound = DEADLINE_S + backoff_bound_s(len(steps) + 1) + POLL_WAIT_MS / 1000 + SLACK_S
     mqtt_probe.wait_for(f"{base_topic}/bob", lambda p: steps[-1].encode() in p, timeout=bound)

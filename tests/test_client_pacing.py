@@ -54,6 +54,7 @@ def test_each_data_channel_answer_carries_at_most_one_slice_and_everyone_gets_pr
 
 def test_the_first_answer_of_a_session_carries_the_first_slice(make_client: Callable[..., Harness]) -> None:
     h = make_client(start=False, subscribe_per_poll=PER_POLL)
+    h.fake.poll_wait_ms = 10_000  # the first GET's wait is bounded by one pollWaitTime (real time)
     uris = [f"sip:user{i}@x" for i in range(250)]
     h.client.set_watched(uris)
     h.client.start()
