@@ -151,6 +151,10 @@ class PresenceStore:
             ident, n = with_hash(f"{wanted}_{n}", uri), n + 1
         return ident
 
+    def held_before(self, ident: str) -> bool:
+        """Whether the previous run left a presence for ``ident`` on the broker (read back)."""
+        return ident in self._retained
+
     def load_retained(
         self, retained: Mapping[str, bytes], base_topic: str, devices_topic: str, now: datetime
     ) -> set[str]:

@@ -9,12 +9,13 @@ picture is still arriving (pure logic, a fake clock).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 import pytest
 
 from bridge.app import Bridge
-from bridge.cwa.notices import SessionNotice, UserNotice
+from bridge.cwa.notices import SelfNotice, SessionNotice, UserNotice
 from bridge.service import Service, ServiceOptions, WatchSpec
 from bridge.service.gate import MAX_WAIT_S, StartGate
 from bridge.simulator import Simulator
@@ -189,3 +190,39 @@ def test_a_read_back_cut_off_by_its_deadline_keeps_every_clear(cut_off: bool) ->
         assert cleared == (["cwa2mqtt/bob/note"] if cut_off else [])
     finally:
         service.stop()
+
+
+def test_a_restart_keeps_self_in_bridge_devices_while_its_first_presence_is_on_the_way() -> None:
+    """The read-back finds the account's own topics from the last run: `bridge/devices` lists it from
+    the first publish, instead of going out without `self` and again with it (two messages, and a
+    moment where a reader of `bridge/devices` sees the account gone)."""
+
+    def run(mqtt: FakeMqtt, self_first: bool) -> None:
+        clock = Clock()
+        service = Service(
+            cwa=FakeCwa(),
+            mqtt=mqtt,
+            watch=[WatchSpec("bob", "sip:bob@example.org")],
+            options=ServiceOptions(self_uri="sip:alice@example.org"),
+            clock=clock,
+            monotonic=clock.monotonic,
+        )
+        service.start()
+        try:
+            if self_first:
+                service.on_notice(SelfNotice(summary(3500)))
+            service.on_mqtt_connect()  # the read-back and the first publish of bridge/devices
+            service.on_notice(SessionNotice("online"))
+            service.on_notice(UserNotice("sip:bob@example.org", summary(6500)))
+            service.on_notice(SelfNotice(summary(3500)))
+            assert service.drain()
+        finally:
+            service.stop()
+
+    first = FakeMqtt()
+    run(first, self_first=True)
+    assert json.loads(first.last("cwa2mqtt/bridge/devices")) == ["bob", "self"]
+    again = FakeMqtt(retained=first.retained_store)
+    run(again, self_first=False)
+    assert "cwa2mqtt/bridge/devices" not in again.topics()  # nothing new to say
+    assert json.loads(again.retained_store["cwa2mqtt/bridge/devices"]) == ["bob", "self"]

@@ -152,7 +152,11 @@ class Projection:
             last_error=last_error,
             unwatchable={e.id: e.unwatchable_reason or "" for e in store if not e.watchable},
         )
-        published = [e.id for e in store if e.presence is not None or e.id != SELF_ID]
+        # The account's own topics count once published, by this run or (still retained) the last:
+        # a restart must not list it, drop it and list it again while its first presence is on the way.
+        published = [
+            e.id for e in store if e.id != SELF_ID or e.presence is not None or store.held_before(SELF_ID)
+        ]
         return [
             Retained(t.bridge_cwa, ONLINE if session == "online" else OFFLINE),
             Retained(t.bridge_info, info),
